@@ -1,0 +1,162 @@
+"""Checkpoints: one safetensors file holding weights, and as JSON metadata the model config, the
+vocabulary, the category labels, the corpus fingerprint, metrics and versions.
+
+No pickle anywhere: a file that is not a well-formed poetgen checkpoint is refused with one line.
+Writes go to a temporary file in the same folder and are renamed into place, so a crash (or
+SIGKILL) mid-write leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from poetgen import __version__, paths
+from poetgen.errors import PoetgenError
+from poetgen.model import ModelConfig, build_model
+from poetgen.vocab import Tokenizer, tokenizer_from_dict
+
+FORMAT = "poetgen-checkpoint/1"
+TRAIN_PREFIX = "_train/"  # optimizer and RNG tensors, present only in `last`
+BUNDLED = {"poems": "tang.safetensors", "names": "names-gen.safetensors", "classify": "names-cls.safetensors"}
+
+
+@dataclass
+class Checkpoint:
+    model: nn.Module
+    config: ModelConfig
+    tokenizer: Tokenizer
+    categories: list[str]
+    meta: dict
+    path: Path
+
+    @property
+    def kind(self) -> str:
+        """'poems', 'names' (language model over names) or 'classify'."""
+        if self.config.task == "classify":
+            return "classify"
+        return "names" if self.meta.get("corpus", {}).get("name") == "names" else "poems"
+
+
+def save_checkpoint(
+    path: Path, model: nn.Module, meta: dict, train_state: dict[str, Tensor] | None = None,
+    dtype: torch.dtype | None = None,
+) -> None:
+    """Write weights (+ optional training state) and metadata atomically."""
+    from safetensors.torch import save_file
+
+    tensors: dict[str, Tensor] = {}
+    seen: set[int] = set()
+    for name, t in model.state_dict().items():
+        if t.data_ptr() in seen:  # tied weights: store once, re-tied by the model on load
+            continue
+        seen.add(t.data_ptr())
+        t = t.detach().cpu()
+        tensors[name] = (t.to(dtype) if dtype is not None and t.is_floating_point() else t).contiguous()
+    for name, t in (train_state or {}).items():
+        tensors[TRAIN_PREFIX + name] = t.detach().cpu().contiguous()
+    header = {**meta, "format": FORMAT, "poetgen_version": __version__, "torch_version": torch.__version__,
+              "python": platform.python_version()}
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        save_file(tensors, tmp, metadata={"poetgen": json.dumps(header, ensure_ascii=False)})
+        os.replace(tmp, path)
+    except OSError as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise PoetgenError(f"cannot write checkpoint {path}: {e.strerror or e}", code=1) from None
+
+
+def read_header(path: Path) -> tuple[dict, dict[str, Tensor]]:
+    """Metadata and all tensors of a checkpoint file, after checking it really is one."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise PoetgenError(f"checkpoint {path} does not exist")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise PoetgenError(f"{path} is not a poetgen checkpoint (not a valid safetensors file: {e})") from None
+    try:
+        meta = json.loads(metadata["poetgen"])
+    except (KeyError, json.JSONDecodeError):
+        raise PoetgenError(f"{path} is not a poetgen checkpoint (no poetgen metadata)") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise PoetgenError(f"{path} is not a poetgen checkpoint (format {meta.get('format')!r})")
+    return meta, tensors
+
+
+def load_checkpoint(path: Path | str, device: str | torch.device = "cpu") -> Checkpoint:
+    """Rebuild the model from a checkpoint file or a run folder (its ``best.safetensors``)."""
+    path = resolve(path)
+    meta, tensors = read_header(path)
+    try:
+        config = ModelConfig.from_dict(meta["config"])
+        tokenizer = tokenizer_from_dict(meta["tokenizer"])
+        categories = list(meta.get("categories") or [])
+    except (KeyError, TypeError) as e:
+        raise PoetgenError(f"{path}: checkpoint metadata is incomplete ({e})") from None
+    if len(tokenizer) != config.vocab_size:
+        raise PoetgenError(f"{path}: vocabulary has {len(tokenizer)} tokens but the model expects {config.vocab_size}")
+    if len(categories) != config.num_categories:
+        raise PoetgenError(f"{path}: {len(categories)} category labels but the model has {config.num_categories}")
+    model = build_model(config)
+    weights = {k: v for k, v in tensors.items() if not k.startswith(TRAIN_PREFIX)}
+    expected = model.state_dict()
+    for name, t in weights.items():
+        if name not in expected or expected[name].shape != t.shape:
+            raise PoetgenError(f"{path}: weights do not match the config (tensor {name})")
+    missing = [k for k in expected if k not in weights and not _is_tied(model, k)]
+    if missing:
+        raise PoetgenError(f"{path}: weights do not match the config (missing {missing[0]})")
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()}, strict=False)
+    model.to(device).eval()
+    return Checkpoint(model, config, tokenizer, categories, meta, path)
+
+
+def _is_tied(model: nn.Module, key: str) -> bool:
+    return key == "head.weight" and getattr(model.cfg, "tie", False)
+
+
+def resolve(path: Path | str) -> Path:
+    path = Path(path).expanduser()
+    if path.is_dir():
+        best = path / "best.safetensors"
+        if not best.exists():
+            raise PoetgenError(f"no best.safetensors in run folder {path}")
+        return best
+    return path
+
+
+def bundled_checkpoint(kind: str) -> Path:
+    """The pretrained checkpoint that ships with the package for 'poems', 'names' or 'classify'."""
+    path = paths.bundled("checkpoints") / BUNDLED[kind]
+    if not path.exists():
+        raise PoetgenError(f"no bundled {kind} checkpoint at {path}; train one and pass --checkpoint", code=1)
+    return path
+
+
+def load_for(kind: str, path: Path | str | None, device: str = "cpu") -> Checkpoint:
+    """Load ``path`` (or the bundled model) and check it is the right kind for the command."""
+    ck = load_checkpoint(path if path is not None else bundled_checkpoint(kind), device)
+    if ck.kind != kind:
+        wanted = {"poems": "a poem language model", "names": "a names language model", "classify": "a names classifier"}
+        raise PoetgenError(f"{ck.path} is {wanted[ck.kind]}, but this command needs {wanted[kind]}")
+    return ck

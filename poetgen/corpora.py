@@ -1,0 +1,325 @@
+"""Corpora: read raw data (chinese-poetry JSON, tutorial name lists, plain text), clean it, split it.
+
+Every corpus becomes a list of :class:`Sample` (text, category, split). Preparing the Tang corpus
+takes a few seconds (OpenCC over ~3M characters), so the result is cached as JSONL under the user
+cache, keyed by a fingerprint of the raw files: a changed file means a new fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import random
+import re
+import unicodedata
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from poetgen import paths
+from poetgen.errors import PoetgenError, unknown
+
+CORPORA = ("tang", "songci", "names")
+SCRIPTS = ("simplified", "traditional")
+FORMS = {"五绝": (4, 5), "七绝": (4, 7), "五律": (8, 5), "七律": (8, 7)}  # lines, chars per line
+SPLITS = ("train", "val", "test")
+PREPARED_VERSION = 1  # bump when cleaning rules change so stale caches are rebuilt
+
+# ---------------------------------------------------------------------------------------------
+# Samples and corpora
+
+
+@dataclass(frozen=True)
+class Sample:
+    text: str
+    category: str | None = None  # poem form for poems, language for names
+    split: str = "train"
+
+
+@dataclass
+class Corpus:
+    name: str
+    samples: list[Sample]
+    fingerprint: str
+    script: str | None = None
+
+    def split(self, which: str) -> list[Sample]:
+        return [s for s in self.samples if s.split == which]
+
+    @property
+    def categories(self) -> list[str]:
+        return sorted({s.category for s in self.samples if s.category is not None})
+
+
+def load_corpus(
+    name: str,
+    data_dir: Path | str | None = None,
+    *,
+    script: str = "simplified",
+    forms: list[str] | None = None,
+) -> Corpus:
+    """Load ``tang``, ``songci``, ``names`` or a path to a UTF-8 text file (one sample per line).
+
+    ``forms`` keeps only poems of those forms (五绝 七绝 五律 七律 other).
+    """
+    if script not in SCRIPTS:
+        raise unknown("script", script, list(SCRIPTS))
+    if name not in CORPORA:
+        path = Path(name).expanduser()
+        if path.suffix or path.exists() or "/" in name:
+            return _load_text_file(path)
+        raise unknown("corpus", name, list(CORPORA))
+    root = paths.data_dir(data_dir)
+    files = _raw_files(name, root)
+    fingerprint = _fingerprint(files)
+    samples = _cached(name, script, fingerprint, files)
+    if forms:
+        bad = [f for f in forms if f not in (*FORMS, "other")]
+        if bad:
+            raise unknown("form", bad[0], [*FORMS, "other"])
+        samples = [s for s in samples if s.category in forms]
+    if not samples:
+        raise PoetgenError(f"corpus '{name}' has no samples" + (f" of form {','.join(forms)}" if forms else ""))
+    return Corpus(name, samples, fingerprint, script if name != "names" else None)
+
+
+def _raw_files(name: str, root: Path) -> list[Path]:
+    pattern = {
+        "tang": "chinese-poetry/quantangshi/poet.tang.*.json",
+        "songci": "chinese-poetry/songci/ci.song.*.json",
+        "names": "names/*.txt",
+    }[name]
+    files = sorted(root.glob(pattern))
+    if not files:
+        raise PoetgenError(
+            f"corpus '{name}' not found in {root} (expected {pattern}); "
+            f"run `poetgen corpus download {name}` or pass --data-dir"
+        )
+    return files
+
+
+def _fingerprint(files: list[Path]) -> str:
+    digest = hashlib.sha256(f"v{PREPARED_VERSION}".encode())
+    for f in files:
+        digest.update(f.name.encode())
+        digest.update(hashlib.sha256(f.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+def _cached(name: str, script: str, fingerprint: str, files: list[Path]) -> list[Sample]:
+    return list(_cached_tuple(name, script, fingerprint, tuple(files)))
+
+
+@lru_cache(maxsize=8)
+def _cached_tuple(name: str, script: str, fingerprint: str, files: tuple[Path, ...]) -> tuple[Sample, ...]:
+    tag = script if name != "names" else "all"
+    cache = paths.cache_dir() / "prepared" / f"{name}-{tag}-{fingerprint}.jsonl"
+    if cache.exists():
+        with cache.open(encoding="utf-8") as fh:
+            return tuple(Sample(**json.loads(line)) for line in fh)
+    samples = _prepare_names(files) if name == "names" else _prepare_poems(name, files, script)
+    _write_jsonl_atomic(cache, samples)
+    return tuple(samples)
+
+
+def _write_jsonl_atomic(path: Path, samples: list[Sample]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            for s in samples:
+                fh.write(json.dumps(asdict(s), ensure_ascii=False) + "\n")
+        tmp.replace(path)
+    except OSError:
+        pass  # a read-only cache only costs speed: the corpus is prepared again next time
+
+
+# ---------------------------------------------------------------------------------------------
+# Poems
+
+ASCII_PUNCT = str.maketrans({",": "，", ".": "。", "?": "？", "!": "！", ";": "；", ":": "："})
+LINE_END = "，。？！；"
+# Editorial notes, matched non-greedily one at a time so two notes never swallow the verse
+# between them (the classic bug of r"（.*）").
+NOTE = re.compile(r"（[^（）]*）|\([^()]*\)|《[^《》]*》|〖[^〗]*〗|「[^「」]*」|『[^『』]*』|〈[^〈〉]*〉")
+VARIANT = re.compile(r"\[([^\[\]]*)\]")  # "[襟]": an editor's reading, keep the character
+LOST = re.compile(r"[□○●{}]")  # lost characters and ideographic descriptions: drop the poem
+ALLOWED = re.compile(r"^[\u3400-\u9fff\U00020000-\U0002ffff，。？！；]+$")
+
+
+def clean_poem(paragraphs: list[str]) -> str | None:
+    """Join a poem's lines and clean them; None when the poem is damaged or empty."""
+    text = "".join(p.strip() for p in paragraphs)
+    text = text.translate(ASCII_PUNCT).replace(" ", "").replace("\u3000", "")
+    while True:  # notes may nest: 「…」 inside （…）; peel them from the inside out
+        stripped = NOTE.sub("", text)
+        if stripped == text:
+            break
+        text = stripped
+    text = VARIANT.sub(r"\1", text)
+    text = re.sub(r"[0-9０-９]", "", text)
+    text = text.replace("：", "，").replace("、", "，")
+    if LOST.search(text) or not text or not ALLOWED.match(text):
+        return None
+    if text[-1] not in LINE_END:
+        text += "。"
+    return text
+
+
+def poem_lines(text: str) -> list[str]:
+    return [line for line in re.split(f"[{LINE_END}]", text) if line]
+
+
+def poem_form(text: str) -> str:
+    lines = poem_lines(text)
+    for form, (n_lines, n_chars) in FORMS.items():
+        if len(lines) == n_lines and all(len(line) == n_chars for line in lines):
+            return form
+    return "other"
+
+
+@lru_cache(maxsize=2)
+def converter(config: str):
+    import opencc
+
+    return opencc.OpenCC(config)
+
+
+def to_script(text: str, script: str) -> str:
+    """Convert between scripts with OpenCC (t2s is many-to-one; s2t may guess)."""
+    return converter("t2s" if script == "simplified" else "s2t").convert(text)
+
+
+def _hash_split(key: str, val: float = 0.02, test: float = 0.02) -> str:
+    """Deterministic split from a content hash: stable across runs, machines and scripts."""
+    x = int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "test" if x < test else "val" if x < test + val else "train"
+
+
+def _prepare_poems(name: str, files: list[Path], script: str) -> list[Sample]:
+    seen: set[str] = set()
+    samples = []
+    for path in files:
+        for item in _read_json(path):
+            text = clean_poem(item.get("paragraphs") or [])
+            if text is None:
+                continue
+            # Deduplicate and split on the simplified form, so the two scripts share one split.
+            simplified = to_script(text, "simplified")
+            if simplified in seen:
+                continue
+            seen.add(simplified)
+            out = simplified if script == "simplified" else to_script(text, "traditional")
+            category = poem_form(out) if name == "tang" else (item.get("rhythmic") or "other")
+            samples.append(Sample(out, category, _hash_split(simplified)))
+    return samples
+
+
+def _read_json(path: Path) -> list[dict]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise PoetgenError(f"corrupt JSON in {path} at line {e.lineno}, column {e.colno}: {e.msg}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise PoetgenError(f"cannot read {path}: {e}", code=1) from None
+    if not isinstance(data, list):
+        raise PoetgenError(f"{path}: expected a JSON list of poems")
+    return [d for d in data if isinstance(d, dict)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Names
+
+
+def normalize_name(name: str) -> str:
+    """NFC-normalise and trim a name; keeps letters such as é, ß, ł as they are."""
+    return unicodedata.normalize("NFC", name).strip()
+
+
+def _prepare_names(files: list[Path], seed: int = 0) -> list[Sample]:
+    """Distinct (name, language) pairs with a leak-free split by distinct name string.
+
+    The raw lists repeat names (Arabic: 2,000 rows, 108 names) and share names across languages
+    (Scottish is almost a subset of English): every copy of a name string goes to the same side,
+    and the split is stratified by the name's most frequent language, 80/10/10 per language.
+    """
+    rows: Counter[tuple[str, str]] = Counter()
+    for path in files:
+        language = path.stem
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise PoetgenError(f"cannot read {path}: {e}", code=1) from None
+        for line in lines:
+            name = normalize_name(line)
+            if name:
+                rows[name, language] += 1
+    labels: dict[str, Counter[str]] = defaultdict(Counter)
+    for (name, language), n in rows.items():
+        labels[name][language] += n
+    by_primary: dict[str, list[str]] = defaultdict(list)
+    for name, counts in labels.items():
+        primary = min(counts, key=lambda lang: (-counts[lang], lang))
+        by_primary[primary].append(name)
+    side: dict[str, str] = {}
+    rng = random.Random(seed)
+    for language in sorted(by_primary):
+        names = sorted(by_primary[language])
+        rng.shuffle(names)
+        n_test = n_val = max(1, round(0.1 * len(names)))
+        for i, name in enumerate(names):
+            side[name] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
+    return [Sample(name, lang, side[name]) for (name, lang) in sorted(rows)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Plain text
+
+
+def _load_text_file(path: Path) -> Corpus:
+    if not path.is_file():
+        raise PoetgenError(f"corpus file {path} does not exist")
+    try:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise PoetgenError(f"{path} is not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise PoetgenError(f"cannot read {path}: {e.strerror}", code=1) from None
+    if "\x00" in text:
+        raise PoetgenError(f"{path} looks like a binary file, not text")
+    lines = [unicodedata.normalize("NFC", line).strip() for line in text.splitlines()]
+    samples = [Sample(line, None, _hash_split(line, 0.05, 0.05)) for line in dict.fromkeys(lines) if line]
+    if not samples:
+        raise PoetgenError(f"{path} has no non-empty lines")
+    return Corpus(path.name, samples, hashlib.sha256(raw).hexdigest()[:16])
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics for `poetgen corpus info`
+
+
+def corpus_info(corpus: Corpus) -> dict:
+    """Counts per category and split, character inventory and a length histogram."""
+    per_category = Counter(s.category or "-" for s in corpus.samples)
+    per_split = Counter(s.split for s in corpus.samples)
+    chars = Counter(ch for s in corpus.samples for ch in s.text)
+    lengths = [len(s.text) for s in corpus.samples]
+    edges = [0, 8, 16, 32, 64, 128, 256, 10**9]
+    histogram = {
+        f"{lo + 1}–{hi}" if hi < 10**9 else f">{lo}": sum(lo < n <= hi for n in lengths)
+        for lo, hi in itertools.pairwise(edges)
+    }
+    return {
+        "corpus": corpus.name,
+        "fingerprint": corpus.fingerprint,
+        "script": corpus.script,
+        "samples": len(corpus.samples),
+        "splits": {k: per_split.get(k, 0) for k in SPLITS},
+        "categories": dict(per_category.most_common()),
+        "distinct_chars": len(chars),
+        "tokens": sum(chars.values()),
+        "length_histogram": {k: v for k, v in histogram.items() if v},
+    }

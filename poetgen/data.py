@@ -1,0 +1,87 @@
+"""From samples to padded batches: encoding, length-bucketed batch order, collation.
+
+Batches are right-padded with ``<pad>`` (id 0) and the loss ignores padding, so a batch of short
+names costs little and no padding ever counts as a prediction. Sequences of similar length are
+batched together (bucketing) so little padding is computed at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from poetgen.corpora import Sample
+from poetgen.vocab import BOS, EOS, PAD, Tokenizer
+
+
+@dataclass
+class Example:
+    ids: list[int]
+    category: int  # conditioning category (lm) or label (classify); 0 when unconditional
+
+
+def encode(samples: list[Sample], tokenizer: Tokenizer, categories: list[str], max_len: int = 0) -> list[Example]:
+    """Token ids per sample; ``max_len`` > 0 truncates long samples (poems of hundreds of lines)."""
+    index = {c: i for i, c in enumerate(categories)}
+    out = []
+    for s in samples:
+        ids = tokenizer.encode(s.text)
+        if max_len:
+            ids = ids[:max_len]
+        if ids:
+            out.append(Example(ids, index.get(s.category, 0) if s.category is not None else 0))
+    return out
+
+
+def batch_order(
+    lengths: list[int], batch_size: int, seed: int, epoch: int, shuffle: bool = True, bucket: int = 64
+) -> list[list[int]]:
+    """Indices of each batch for one epoch: shuffled, then sorted by length within buckets of
+    ``bucket`` batches, then the batches shuffled. Depends only on (seed, epoch): resuming at a
+    batch number replays exactly the same data order.
+    """
+    n = len(lengths)
+    if not shuffle:
+        order = sorted(range(n), key=lambda i: lengths[i])
+        return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(n, generator=g).tolist()
+    chunk = batch_size * bucket
+    batches = []
+    for start in range(0, n, chunk):
+        block = sorted(order[start : start + chunk], key=lambda i: lengths[i])
+        batches += [block[i : i + batch_size] for i in range(0, len(block), batch_size)]
+    perm = torch.randperm(len(batches), generator=g).tolist()
+    return [batches[i] for i in perm]
+
+
+def shard(batch: list[int], rank: int, world: int) -> list[int]:
+    """This rank's part of a global batch (data parallel: each rank sees batch[rank::world])."""
+    return batch[rank::world]
+
+
+def pad(seqs: list[list[int]]) -> Tensor:
+    width = max(len(s) for s in seqs)
+    out = torch.full((len(seqs), width), PAD, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        out[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+    return out
+
+
+def collate_lm(examples: list[Example]) -> dict[str, Tensor]:
+    """Input ``<bos> x1 .. xn``, target ``x1 .. xn <eos>``, padded on the right."""
+    return {
+        "tokens": pad([[BOS, *e.ids] for e in examples]),
+        "targets": pad([[*e.ids, EOS] for e in examples]),
+        "category": torch.tensor([e.category for e in examples], dtype=torch.long),
+    }
+
+
+def collate_classify(examples: list[Example]) -> dict[str, Tensor]:
+    return {
+        "tokens": pad([e.ids for e in examples]),
+        "lengths": torch.tensor([len(e.ids) for e in examples], dtype=torch.long),
+        "labels": torch.tensor([e.category for e in examples], dtype=torch.long),
+    }

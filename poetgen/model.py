@@ -1,0 +1,173 @@
+"""The networks: a (conditional) character language model and a sequence classifier.
+
+Shapes: B batch, T time steps, E embedding, H hidden, V vocabulary, C categories.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from poetgen.cells import CustomRNN
+from poetgen.errors import PoetgenError, unknown
+from poetgen.vocab import PAD
+
+MODELS = ("rnn", "lstm", "gru")
+CELLS = ("torch", "custom")
+TASKS = ("lm", "classify")
+
+
+@dataclass
+class ModelConfig:
+    task: str = "lm"  # lm: next-character model; classify: sequence -> category
+    model: str = "lstm"  # rnn | lstm | gru
+    cell: str = "torch"  # torch (cuDNN/MKL kernels) | custom (hand-written, see cells.py)
+    vocab_size: int = 0
+    num_categories: int = 0  # lm: conditioning categories (0 = unconditional); classify: classes
+    embed: int = 128
+    hidden: int = 256
+    layers: int = 2
+    dropout: float = 0.1
+    category_embed: int = 32  # size of the category vector fed at every step (conditional lm)
+    tie: bool = False  # share input embedding and output weights (lm)
+    adaptive: bool = False  # AdaptiveLogSoftmaxWithLoss output for large vocabularies (lm)
+    cutoffs: list[int] = field(default_factory=list)  # adaptive softmax cluster edges
+    bidirectional: bool = False  # classify only
+
+    def validate(self) -> ModelConfig:
+        if self.task not in TASKS:
+            raise unknown("task", self.task, list(TASKS))
+        if self.model not in MODELS:
+            raise unknown("model", self.model, list(MODELS))
+        if self.cell not in CELLS:
+            raise unknown("cell", self.cell, list(CELLS))
+        for name in ("embed", "hidden", "layers"):
+            value = getattr(self, name)
+            if not 1 <= value <= 8192:
+                raise PoetgenError(f"--{name} must be between 1 and 8192, got {value}")
+        if not 0 <= self.dropout < 1:
+            raise PoetgenError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if self.task == "classify" and self.num_categories < 2:
+            raise PoetgenError("a classifier needs at least two categories in the corpus")
+        if self.vocab_size <= 4:
+            raise PoetgenError("the vocabulary is empty: is the corpus empty?")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        extra = set(data) - known
+        if extra:
+            raise PoetgenError(f"checkpoint config has unknown fields: {', '.join(sorted(extra))}")
+        return cls(**data).validate()
+
+
+def recurrent(cfg: ModelConfig, input_size: int) -> nn.Module:
+    """``nn.LSTM`` & co. (``getattr(nn, 'LSTM')``) or their hand-written twins."""
+    dropout = cfg.dropout if cfg.layers > 1 else 0.0
+    bidirectional = cfg.bidirectional and cfg.task == "classify"
+    if cfg.cell == "custom":
+        return CustomRNN(cfg.model, input_size, cfg.hidden, cfg.layers, dropout, bidirectional)
+    return getattr(nn, cfg.model.upper())(
+        input_size, cfg.hidden, cfg.layers, batch_first=True, dropout=dropout, bidirectional=bidirectional
+    )
+
+
+class LanguageModel(nn.Module):
+    """Embedding (+ category vector at every step) → RNN/LSTM/GRU → softmax over the vocabulary."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.embed, padding_idx=PAD)
+        cat = cfg.category_embed if cfg.num_categories else 0
+        self.category = nn.Embedding(cfg.num_categories, cat) if cat else None
+        self.rnn = recurrent(cfg, cfg.embed + cat)
+        self.drop = nn.Dropout(cfg.dropout)
+        out = cfg.hidden
+        self.proj = None
+        if cfg.tie and cfg.hidden != cfg.embed:  # tying needs the output in embedding space
+            self.proj = nn.Linear(cfg.hidden, cfg.embed)
+            out = cfg.embed
+        if cfg.adaptive:
+            cfg.cutoffs = cfg.cutoffs or default_cutoffs(cfg.vocab_size)  # recorded in the checkpoint
+            cutoffs = cfg.cutoffs
+            self.head = nn.AdaptiveLogSoftmaxWithLoss(out, cfg.vocab_size, cutoffs, div_value=2.0)
+        else:
+            self.head = nn.Linear(out, cfg.vocab_size)
+            if cfg.tie:
+                self.head.weight = self.embed.weight
+
+    def features(self, tokens: Tensor, category: Tensor | None = None, state=None):
+        """tokens (B, T) → hidden features (B, T, H) and the recurrent state."""
+        x = self.embed(tokens)
+        if self.category is not None:
+            if category is None:
+                raise PoetgenError("this model is conditional: give a category")
+            c = self.category(category)[:, None, :].expand(-1, tokens.shape[1], -1)
+            x = torch.cat([x, c], dim=-1)
+        h, state = self.rnn(self.drop(x), state)
+        h = self.drop(h)
+        return (self.proj(h) if self.proj is not None else h), state
+
+    def log_probs(self, h: Tensor) -> Tensor:
+        """(…, H) → (…, V) log-probabilities."""
+        if isinstance(self.head, nn.AdaptiveLogSoftmaxWithLoss):
+            return self.head.log_prob(h.reshape(-1, h.shape[-1])).view(*h.shape[:-1], -1)
+        return torch.log_softmax(self.head(h).float(), dim=-1)
+
+    def forward(self, tokens: Tensor, targets: Tensor, category: Tensor | None = None) -> Tensor:
+        """Summed negative log-likelihood of the non-padding targets (B, T) -> scalar."""
+        h, _ = self.features(tokens, category)
+        mask = targets != PAD
+        h, targets = h[mask], targets[mask]  # padding never reaches the loss
+        if isinstance(self.head, nn.AdaptiveLogSoftmaxWithLoss):
+            return -self.head(h, targets).output.float().sum()
+        return nn.functional.cross_entropy(self.head(h).float(), targets, reduction="sum")
+
+
+def default_cutoffs(vocab_size: int) -> list[int]:
+    """Clusters for adaptive softmax: the frequent head, then rarer tails (ids sorted by token)."""
+    edges = [c for c in (1000, 3000) if c < vocab_size - 1]
+    return edges or [max(1, vocab_size // 2)]
+
+
+class Classifier(nn.Module):
+    """Embedding → RNN over packed sequences → last hidden state → linear over categories."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.embed, padding_idx=PAD)
+        self.rnn = recurrent(cfg, cfg.embed)
+        self.drop = nn.Dropout(cfg.dropout)
+        dirs = 2 if cfg.bidirectional else 1
+        self.out = nn.Linear(cfg.hidden * dirs, cfg.num_categories)
+
+    def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        """tokens (B, T) right-padded, lengths (B,) → logits (B, C)."""
+        x = self.drop(self.embed(tokens))
+        if isinstance(self.rnn, CustomRNN):
+            _, state = self.rnn(x, lengths=lengths)
+        else:
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            _, state = self.rnn(packed)
+        h = state[0] if isinstance(state, tuple) else state  # LSTM returns (h, c)
+        dirs = 2 if self.cfg.bidirectional else 1
+        last = torch.cat(list(h[-dirs:]), dim=-1)  # top layer, both directions
+        return self.out(self.drop(last))
+
+
+def build_model(cfg: ModelConfig) -> nn.Module:
+    cfg.validate()
+    return LanguageModel(cfg) if cfg.task == "lm" else Classifier(cfg)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
