@@ -8,10 +8,12 @@ SIGKILL) mid-write leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from poetgen.vocab import Tokenizer, tokenizer_from_dict
 
 FORMAT = "poetgen-checkpoint/1"
 TRAIN_PREFIX = "_train/"  # optimizer and RNG tensors, present only in `last`
+SEEN_KEY = "_seen"  # int64 hashes of training lines (poems) or names: novelty checks at sampling time
 BUNDLED = {"poems": "tang.safetensors", "names": "names-gen.safetensors", "classify": "names-cls.safetensors"}
 
 
@@ -36,6 +39,11 @@ class Checkpoint:
     categories: list[str]
     meta: dict
     path: Path
+    seen: frozenset[int] = frozenset()
+
+    def has_seen(self, text: str) -> bool:
+        """Was ``text`` a line (poems) or a name (names) of the training data?"""
+        return text_hash(text) in self.seen
 
     @property
     def kind(self) -> str:
@@ -45,11 +53,20 @@ class Checkpoint:
         return "names" if self.meta.get("corpus", {}).get("name") == "names" else "poems"
 
 
+def text_hash(text: str) -> int:
+    """A stable 63-bit hash (Python's hash() changes between processes)."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little") >> 1
+
+
+def seen_tensor(texts: Iterable[str]) -> Tensor:
+    return torch.tensor(sorted({text_hash(t) for t in texts}), dtype=torch.int64)
+
+
 def save_checkpoint(
     path: Path, model: nn.Module, meta: dict, train_state: dict[str, Tensor] | None = None,
-    dtype: torch.dtype | None = None,
+    dtype: torch.dtype | None = None, seen: Tensor | None = None,
 ) -> None:
-    """Write weights (+ optional training state) and metadata atomically."""
+    """Write weights (+ optional training state and seen-text hashes) and metadata atomically."""
     from safetensors.torch import save_file
 
     tensors: dict[str, Tensor] = {}
@@ -60,6 +77,8 @@ def save_checkpoint(
         seen.add(t.data_ptr())
         t = t.detach().cpu()
         tensors[name] = (t.to(dtype) if dtype is not None and t.is_floating_point() else t).contiguous()
+    if seen is not None:
+        tensors[SEEN_KEY] = seen
     for name, t in (train_state or {}).items():
         tensors[TRAIN_PREFIX + name] = t.detach().cpu().contiguous()
     header = {**meta, "format": FORMAT, "poetgen_version": __version__, "torch_version": torch.__version__,
@@ -118,6 +137,7 @@ def load_checkpoint(path: Path | str, device: str | torch.device = "cpu") -> Che
     if len(categories) != config.num_categories:
         raise PoetgenError(f"{path}: {len(categories)} category labels but the model has {config.num_categories}")
     model = build_model(config)
+    seen = tensors.pop(SEEN_KEY, None)
     weights = {k: v for k, v in tensors.items() if not k.startswith(TRAIN_PREFIX)}
     expected = model.state_dict()
     for name, t in weights.items():
@@ -128,7 +148,8 @@ def load_checkpoint(path: Path | str, device: str | torch.device = "cpu") -> Che
         raise PoetgenError(f"{path}: weights do not match the config (missing {missing[0]})")
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()}, strict=False)
     model.to(device).eval()
-    return Checkpoint(model, config, tokenizer, categories, meta, path)
+    seen_set = frozenset(seen.tolist()) if seen is not None else frozenset()
+    return Checkpoint(model, config, tokenizer, categories, meta, path, seen_set)
 
 
 def _is_tied(model: nn.Module, key: str) -> bool:

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from poetgen.checkpoint import read_header, save_checkpoint
-from poetgen.corpora import FORMS, Corpus, load_corpus
+from poetgen.checkpoint import read_header, save_checkpoint, seen_tensor
+from poetgen.corpora import FORMS, Corpus, load_corpus, poem_lines
 from poetgen.data import batch_order, collate_classify, collate_lm, encode, shard
 from poetgen.errors import PoetgenError, unknown
 from poetgen.metrics import classification_report, classifier_predictions, lm_nll
@@ -148,6 +148,14 @@ def corpus_categories(cfg: TrainConfig, corpus: Corpus) -> list[str]:
     return corpus.categories if cfg.conditional else []
 
 
+def seen_texts(corpus: Corpus) -> list[str]:
+    """What "copied from the training data" means: whole lines for poems, whole samples otherwise."""
+    train = corpus.split("train")
+    if corpus.name in ("tang", "songci"):
+        return [line for s in train for line in poem_lines(s.text)]
+    return [s.text for s in train]
+
+
 def build_vocab(cfg: TrainConfig, corpus: Corpus) -> Tokenizer:
     texts = [s.text for s in corpus.split("train")]
     return build_tokenizer(cfg.tokenizer, texts, min_freq=cfg.min_freq, max_size=cfg.max_vocab or None)
@@ -191,6 +199,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.model).to(self.device)
         self.optimizer = self._optimizer()
+        self.seen = seen_tensor(seen_texts(self.corpus))
         self.state = RunState()
         if resumed:
             self._restore(*resumed)
@@ -324,7 +333,7 @@ class Trainer:
             meta["optimizer_groups"] = [
                 {k: v for k, v in g.items() if k != "params"} for g in self.optimizer.state_dict()["param_groups"]
             ]
-        save_checkpoint(self.out / f"{name}.safetensors", self.model, meta, train_state)
+        save_checkpoint(self.out / f"{name}.safetensors", self.model, meta, train_state, seen=self.seen)
 
     def _restore(self, meta: dict, tensors: dict[str, torch.Tensor]) -> None:
         weights = {k: v for k, v in tensors.items() if not k.startswith("_train/")}
