@@ -70,11 +70,11 @@ def save_checkpoint(
     from safetensors.torch import save_file
 
     tensors: dict[str, Tensor] = {}
-    seen: set[int] = set()
+    stored: set[int] = set()  # data pointers already written
     for name, t in model.state_dict().items():
-        if t.data_ptr() in seen:  # tied weights: store once, re-tied by the model on load
+        if t.data_ptr() in stored:  # tied weights: store once, re-tied by the model on load
             continue
-        seen.add(t.data_ptr())
+        stored.add(t.data_ptr())
         t = t.detach().cpu()
         tensors[name] = (t.to(dtype) if dtype is not None and t.is_floating_point() else t).contiguous()
     if seen is not None:
