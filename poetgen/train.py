@@ -92,6 +92,23 @@ class TrainConfig:
         return cls(**data)
 
 
+def preset(corpus: str, task: str) -> TrainConfig:
+    """Defaults that train a good model for each job on a 2-core CPU (see checkpoints/README.md)."""
+    if task == "classify":
+        model = ModelConfig(task="classify", model="lstm", embed=64, hidden=256, layers=2, dropout=0.3,
+                            bidirectional=True)
+        return TrainConfig(corpus=corpus, task=task, model=model, epochs=30, batch_size=64, lr=3e-3,
+                           warmup=100, eval_every=200, patience=6)
+    if corpus == "names":
+        model = ModelConfig(model="lstm", embed=64, hidden=256, layers=2, dropout=0.2)
+        return TrainConfig(corpus=corpus, task=task, model=model, epochs=30, batch_size=64, lr=3e-3,
+                           warmup=100, eval_every=200, patience=6)
+    # Poems: adaptive softmax makes the ~7k-character output layer cheap on a CPU.
+    model = ModelConfig(model="lstm", embed=192, hidden=384, layers=2, dropout=0.2, adaptive=True)
+    return TrainConfig(corpus=corpus, task=task, model=model, epochs=12, batch_size=64, lr=2e-3,
+                       warmup=200, eval_every=300)
+
+
 # Settings that may change when a run is resumed; everything else must match.
 RESUMABLE = {"epochs", "max_steps", "max_time", "eval_every", "patience", "device", "threads", "data_dir"}
 

@@ -1,0 +1,554 @@
+"""The `poetgen` command: parse options, call the library, render the result. No logic lives here.
+
+Errors from the library (:class:`PoetgenError`) become one red line on stderr and an exit code
+(2 usage, 1 runtime); ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from poetgen import __version__
+from poetgen.errors import PoetgenError
+
+app = typer.Typer(
+    name="poetgen",
+    help="Train recurrent language models and write Tang poems and names with them.",
+    rich_markup_mode="rich",
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+corpus_app = typer.Typer(help="List, inspect, prepare and download corpora.", rich_markup_mode="rich",
+                         no_args_is_help=True)
+app.add_typer(corpus_app, name="corpus")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+DEBUG = {"on": False}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SAMPLING = "Sampling"
+FORM = "Form and rhyme"
+MODEL = "Model"
+OPTIM = "Optimisation"
+DATA = "Data"
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Raw-data folder (else $POETGEN_DATA, "
+                                              "else ~/.cache/poetgen).", rich_help_panel=DATA)]
+CheckpointOpt = Annotated[Path | None, typer.Option("--checkpoint", "-c", help="A checkpoint file or run folder "
+                                                    "(default: the model shipped with poetgen).")]
+Temp = Annotated[float, typer.Option("--temp", "--temperature", help="Sampling temperature (> 0).",
+                                     rich_help_panel=SAMPLING)]
+TopK = Annotated[int, typer.Option("--top-k", help="Keep the k most likely tokens (0 = off).",
+                                   rich_help_panel=SAMPLING)]
+TopP = Annotated[float, typer.Option("--top-p", help="Nucleus sampling mass in (0, 1] (1 = off).",
+                                     rich_help_panel=SAMPLING)]
+Seed = Annotated[int | None, typer.Option("--seed", help="Random seed: the same seed gives the same output.",
+                                          rich_help_panel=SAMPLING)]
+Greedy = Annotated[bool, typer.Option("--greedy", help="Always take the most likely token (ignores --temp).",
+                                      rich_help_panel=SAMPLING)]
+Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    return typer.Exit(code)
+
+
+def handled(fn: F) -> F:
+    """Turn library errors into one line + exit code; keep tracebacks for --debug."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except PoetgenError as e:
+            if DEBUG["on"]:
+                raise
+            raise fail(str(e), e.code) from None
+        except KeyboardInterrupt:
+            if DEBUG["on"]:
+                raise
+            err.print("[yellow]interrupted[/]")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as e:  # a bug or an environment failure: still one line
+            if DEBUG["on"]:
+                raise
+            raise fail(f"{type(e).__name__}: {e} (run with --debug for the traceback)", 1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def emit_json(data: Any) -> None:
+    out.print_json(json.dumps(data, ensure_ascii=False))
+
+
+def sampling_of(temp: float, top_k: int, top_p: float, seed: int | None, greedy: bool = False):
+    from poetgen.sample import Sampling
+
+    if not greedy and temp <= 0:
+        raise PoetgenError(f"--temp must be > 0, got {temp} (use --greedy for greedy decoding)")
+    return Sampling(0.0 if greedy else temp, top_k, top_p, seed).validate()
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"poetgen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def main_callback(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Train recurrent language models and write Tang poems and names with them.
+
+    Run [bold]poetgen[/] with no command for the interactive shell.
+    """
+    DEBUG["on"] = debug
+    if ctx.invoked_subcommand is None:
+        from poetgen.repl import run_repl
+
+        raise typer.Exit(run_repl())
+
+
+# ---------------------------------------------------------------------------------------------
+# corpus
+
+
+@corpus_app.command("list")
+@handled
+def corpus_list(data_dir: DataDir = None) -> None:
+    """Corpora poetgen knows, and whether they are in the data folder."""
+    from rich.table import Table
+
+    from poetgen import download, paths
+
+    root = paths.data_dir(data_dir)
+    table = Table(title=f"corpora in {root}")
+    for col in ("corpus", "status", "description"):
+        table.add_column(col)
+    for name in download.corpus_names():
+        problems = download.verify_corpus(name, root)
+        status = "[green]ready[/]" if not problems else f"[yellow]{len(problems)} file(s) missing or changed[/]"
+        table.add_row(name, status, download.manifest(name).get("description", ""))
+    out.print(table)
+    out.print("Any UTF-8 text file (one sample per line) also works: [bold]--corpus path/to/file.txt[/]")
+
+
+@corpus_app.command("info")
+@handled
+def corpus_info(
+    name: Annotated[str, typer.Argument(help="tang, songci, names, or a path to a text file.")],
+    data_dir: DataDir = None,
+    script: Annotated[str, typer.Option(help="simplified or traditional (poems).")] = "simplified",
+    as_json: Json = False,
+) -> None:
+    """Counts per form / language and split, vocabulary size, length histogram."""
+    from poetgen.corpora import corpus_info as info_of
+    from poetgen.corpora import load_corpus
+    from poetgen.render import corpus_info_tables
+
+    info = info_of(load_corpus(name, data_dir, script=script))
+    if as_json:
+        emit_json(info)
+    else:
+        out.print(corpus_info_tables(info))
+
+
+@corpus_app.command("prepare")
+@handled
+def corpus_prepare(
+    name: Annotated[str, typer.Argument(help="tang, songci or names.")],
+    data_dir: DataDir = None,
+    script: Annotated[str, typer.Option(help="simplified or traditional (poems).")] = "simplified",
+) -> None:
+    """Clean, de-duplicate and split a corpus once (cached; training does this on demand too)."""
+    from poetgen.corpora import load_corpus
+
+    corpus = load_corpus(name, data_dir, script=script)
+    counts = {k: len(corpus.split(k)) for k in ("train", "val", "test")}
+    out.print(f"[green]prepared[/] {name}: {len(corpus.samples)} samples {counts}, fingerprint {corpus.fingerprint}")
+
+
+@corpus_app.command("download")
+@handled
+def corpus_download(
+    name: Annotated[str, typer.Argument(help="tang, songci or names.")],
+    data_dir: DataDir = None,
+    url: Annotated[str | None, typer.Option(help="Download from this mirror instead.")] = None,
+    sha256: Annotated[str | None, typer.Option(help="Expected SHA-256 of the archive.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Download a corpus (needs internet), check its SHA-256 and unpack it into the data folder."""
+    from poetgen import download, paths
+
+    root = Path(data_dir).expanduser() if data_dir else paths.data_dir(None)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise PoetgenError(f"cannot create data folder {root}: {e.strerror}", code=1) from None
+    where = download.download_corpus(name, root, url=url, sha256=sha256, progress=not quiet)
+    out.print(f"[green]downloaded[/] {name} into {where}")
+
+
+# ---------------------------------------------------------------------------------------------
+# train
+
+
+@app.command()
+@handled
+def train(
+    corpus: Annotated[str, typer.Option(help="tang, songci, names, or a UTF-8 text file.", rich_help_panel=DATA)]
+    = "tang",
+    task: Annotated[str, typer.Option(help="lm (language model) or classify (names → language).",
+                                      rich_help_panel=DATA)] = "lm",
+    form: Annotated[list[str] | None, typer.Option(help="Poem forms to train on (repeatable; default the four "
+                                                   "regulated forms; 'other' for 古体).", rich_help_panel=DATA)] = None,
+    script: Annotated[str, typer.Option(help="simplified or traditional.", rich_help_panel=DATA)] = "simplified",
+    tokenizer: Annotated[str, typer.Option(help="char, jieba or sentencepiece.", rich_help_panel=DATA)] = "char",
+    data_dir: DataDir = None,
+    model: Annotated[str | None, typer.Option(help="rnn, lstm or gru.", rich_help_panel=MODEL)] = None,
+    cell: Annotated[str | None, typer.Option(help="torch (fast kernels) or custom (hand-written gates).",
+                                             rich_help_panel=MODEL)] = None,
+    layers: Annotated[int | None, typer.Option(rich_help_panel=MODEL)] = None,
+    hidden: Annotated[int | None, typer.Option(rich_help_panel=MODEL)] = None,
+    embed: Annotated[int | None, typer.Option(rich_help_panel=MODEL)] = None,
+    dropout: Annotated[float | None, typer.Option(rich_help_panel=MODEL)] = None,
+    adaptive: Annotated[bool | None, typer.Option("--adaptive/--full-softmax", help="Adaptive softmax output.",
+                                                  rich_help_panel=MODEL)] = None,
+    tie: Annotated[bool | None, typer.Option("--tie/--no-tie", help="Tie input and output embeddings.",
+                                             rich_help_panel=MODEL)] = None,
+    bidirectional: Annotated[bool | None, typer.Option("--bidirectional/--unidirectional",
+                                                       help="Classifier reads names both ways.",
+                                                       rich_help_panel=MODEL)] = None,
+    epochs: Annotated[int | None, typer.Option(rich_help_panel=OPTIM)] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.", rich_help_panel=OPTIM)] = None,
+    max_time: Annotated[float | None, typer.Option(help="Stop after this many seconds.", rich_help_panel=OPTIM)]
+    = None,
+    batch_size: Annotated[int | None, typer.Option(rich_help_panel=OPTIM)] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate.", rich_help_panel=OPTIM)] = None,
+    optimizer: Annotated[str | None, typer.Option(help="adamw or adam.", rich_help_panel=OPTIM)] = None,
+    schedule: Annotated[str | None, typer.Option(help="cosine, plateau or constant (after warmup).",
+                                                 rich_help_panel=OPTIM)] = None,
+    clip: Annotated[float | None, typer.Option(help="Max gradient norm (0 = off).", rich_help_panel=OPTIM)] = None,
+    patience: Annotated[int | None, typer.Option(help="Early stopping after N evaluations without improvement.",
+                                                 rich_help_panel=OPTIM)] = None,
+    eval_every: Annotated[int | None, typer.Option(help="Evaluate every N steps.", rich_help_panel=OPTIM)] = None,
+    seed: Annotated[int, typer.Option(rich_help_panel=OPTIM)] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    precision: Annotated[str, typer.Option(help="fp32, bf16 or fp16 (autocast).")] = "fp32",
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/CORPUS-TASK-MODEL).")]
+    = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")]
+    = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Train a language model or a classifier; writes best/last checkpoints and metrics.jsonl."""
+    from poetgen.train import Trainer, describe, preset
+
+    cfg = preset(corpus, task)
+    overrides = {"model": model, "cell": cell, "layers": layers, "hidden": hidden, "embed": embed,
+                 "dropout": dropout, "adaptive": adaptive, "tie": tie, "bidirectional": bidirectional}
+    for key, value in overrides.items():
+        if value is not None:
+            setattr(cfg.model, key, value)
+    settings = {"epochs": epochs, "max_steps": max_steps, "max_time": max_time, "batch_size": batch_size, "lr": lr,
+                "optimizer": optimizer, "schedule": schedule, "clip": clip, "patience": patience,
+                "eval_every": eval_every}
+    for key, value in settings.items():
+        if value is not None:
+            setattr(cfg, key, value)
+    cfg.forms, cfg.script, cfg.tokenizer = list(form or []), script, tokenizer
+    cfg.data_dir = str(data_dir) if data_dir else None
+    cfg.seed, cfg.device, cfg.precision = seed, device, precision
+    out_path = out_dir or Path("runs") / f"{Path(corpus).stem}-{task}-{cfg.model.model}"
+    with TrainingProgress(quiet) as log:
+        trainer = Trainer(cfg, out_path, resume=resume, quiet=quiet, log=log)
+        facts = describe(trainer)
+        if trainer.rank == 0 and not quiet:
+            err.print(f"{'resuming' if resume else 'training'} {cfg.model.model}/{cfg.model.cell} on {corpus} "
+                      f"({facts['parameters']:,} parameters, vocab {facts['vocab']}, {facts['train']} samples, "
+                      f"{facts['steps']} steps on {facts['device']}) → {out_path}")
+            err.print(str(trainer.model), style="dim")
+        try:
+            record = trainer.fit()
+        except KeyboardInterrupt:
+            err.print(f"[yellow]interrupted:[/] saved {out_path / 'last.safetensors'}; continue with --resume")
+            raise typer.Exit(130) from None
+    if trainer.rank == 0:
+        _plot_quietly(out_path)
+        summary = {k: v for k, v in record.items() if k in ("step", "epoch", "wall_s", "train_loss", "val_loss",
+                                                             "val_accuracy", "val_macro_f1", "useful_chars_per_s")}
+        out.print(f"[green]done[/] {out_path / 'best.safetensors'}  " + json.dumps(summary))
+
+
+def _plot_quietly(run: Path) -> None:
+    try:
+        from poetgen.plots import plot_run
+
+        plot_run(run)
+    except (ImportError, PoetgenError):
+        pass  # curves are a bonus: a missing plot never fails a finished training run
+
+
+class TrainingProgress:
+    """A Rich progress bar fed by the trainer's per-step callback (or nothing with --quiet)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.progress = None
+        self.task = None
+
+    def __enter__(self) -> Callable[[dict], None] | None:
+        if self.quiet:
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("loss {task.fields[loss]:.3f} · {task.fields[cps]:,.0f} chars/s"),
+                                 TimeRemainingColumn(), console=err, transient=False)
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=None, loss=float("nan"), cps=0.0)
+
+        def log(event: dict) -> None:
+            self.progress.update(self.task, completed=event["step"], total=event["total"], loss=event["loss"],
+                                 cps=event["chars_per_s"])
+
+        return log
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# poems
+
+
+@app.command()
+@handled
+def write(
+    prefix: Annotated[str, typer.Argument(help="Opening characters (or acrostic heads with --acrostic).")] = "",
+    acrostic: Annotated[bool, typer.Option("--acrostic", help="One head character per line (藏头诗).",
+                                           rich_help_panel=FORM)] = False,
+    form: Annotated[str, typer.Option(help="五绝, 七绝, 五律, 七律 or auto.", rich_help_panel=FORM)] = "auto",
+    mood: Annotated[str, typer.Option(help="Text fed to the model first to set the mood (not printed).",
+                                      rich_help_panel=FORM)] = "",
+    rhyme: Annotated[bool, typer.Option("--rhyme/--no-rhyme", help="Force a 平 rhyme on the even lines.",
+                                        rich_help_panel=FORM)] = True,
+    rhyme_scheme: Annotated[str, typer.Option(help="pingshui (平水韵) or xinyun (中华新韵).", rich_help_panel=FORM)]
+    = "pingshui",
+    allow_repeats: Annotated[bool, typer.Option("--allow-repeats", help="Allow a character twice in a line.",
+                                                rich_help_panel=FORM)] = False,
+    allow_copies: Annotated[bool, typer.Option("--allow-copies", help="Allow lines copied from the corpus.",
+                                               rich_help_panel=FORM)] = False,
+    num: Annotated[int, typer.Option("--num", "-n", help="How many poems (sampled as one batch).")] = 1,
+    temp: Temp = 0.8,
+    top_k: TopK = 0,
+    top_p: TopP = 1.0,
+    seed: Seed = None,
+    greedy: Greedy = False,
+    script: Annotated[str | None, typer.Option(help="Output script: simplified or traditional.")] = None,
+    checkpoint: CheckpointOpt = None,
+    as_json: Json = False,
+) -> None:
+    """Write a poem that continues PREFIX — [bold]poetgen write 青山 --temp 0.8[/]."""
+    from poetgen.checkpoint import load_for
+    from poetgen.poems import write_poems
+    from poetgen.render import poem_panel
+
+    sampling = sampling_of(temp, top_k, top_p, seed, greedy)
+    ck = load_for("poems", checkpoint)
+    poems = write_poems(ck, prefix, form=form, acrostic=acrostic, n=num, sampling=sampling, rhyme=rhyme,
+                        rhyme_scheme=rhyme_scheme, allow_repeats=allow_repeats, allow_copies=allow_copies,
+                        mood=mood, script=script)
+    if as_json:
+        emit_json([p.to_dict() for p in poems])
+        return
+    for poem in poems:
+        out.print(poem_panel(poem.to_dict()))
+
+
+@app.command()
+@handled
+def check(
+    poem: Annotated[str, typer.Argument(help="The poem, lines ending in ，。？！；")],
+    scheme: Annotated[str, typer.Option(help="pingshui (平水韵) or xinyun (中华新韵).")] = "pingshui",
+    as_json: Json = False,
+) -> None:
+    """Form, per-character 平/仄, rhyme group and which rules a poem keeps."""
+    from poetgen.prosody import check_poem
+    from poetgen.render import check_table
+
+    if not poem.strip():
+        raise PoetgenError("the poem is empty")
+    result = check_poem(poem, scheme).to_dict()
+    if as_json:
+        emit_json(result)
+    else:
+        out.print(check_table(result))
+
+
+@app.command("eval")
+@handled
+def evaluate(
+    checkpoint: CheckpointOpt = None,
+    samples: Annotated[int, typer.Option(help="Poems per form.")] = 200,
+    data_dir: DataDir = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    as_json: Json = False,
+) -> None:
+    """Evaluate a model: poems (form, rhyme, copies, perplexity) or a names classifier / generator."""
+    from poetgen.checkpoint import load_checkpoint, load_for
+
+    ck = load_checkpoint(checkpoint) if checkpoint else load_for("poems", None)
+    if ck.kind == "poems":
+        from poetgen.poems import evaluate_poems
+
+        result = evaluate_poems(ck, samples=samples, seed=seed, data_dir=data_dir)
+    elif ck.kind == "classify":
+        from poetgen.names import evaluate_classifier
+
+        result = evaluate_classifier(ck, data_dir)
+    else:
+        from poetgen.names import evaluate_generator
+
+        result = evaluate_generator(ck, None, data_dir)
+    if as_json:
+        emit_json(result)
+        return
+    _render_eval(result)
+
+
+def _render_eval(result: dict) -> None:
+    from poetgen.render import confusion_table, key_values
+
+    flat = {k: v for k, v in result.items() if isinstance(v, int | float | str)}
+    out.print(key_values(flat, title="evaluation"))
+    for key, value in result.items():
+        if isinstance(value, dict) and all(isinstance(v, int | float | str) for v in value.values()):
+            out.print(key_values(value, title=key))
+    if "confusion" in result and "labels" in result:
+        out.print(confusion_table(result["labels"], result["confusion"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# names
+
+
+@app.command()
+@handled
+def names(
+    lang: Annotated[str, typer.Option("--lang", "-l", help="Language (case-insensitive, prefix ok) or 'all'.")]
+    = "all",
+    num: Annotated[int, typer.Option("--num", "-n", help="How many names (per language with --lang all).")] = 10,
+    start: Annotated[str, typer.Option(help="Force the first letters.")] = "",
+    novel: Annotated[bool, typer.Option("--novel", help="Only names not in the training data.")] = False,
+    temp: Temp = 0.8,
+    top_k: TopK = 0,
+    top_p: TopP = 1.0,
+    seed: Seed = None,
+    greedy: Greedy = False,
+    checkpoint: CheckpointOpt = None,
+    as_json: Json = False,
+) -> None:
+    """Names that sound like a language — [bold]poetgen names --lang Russian -n 10[/]."""
+    from poetgen.checkpoint import load_for
+    from poetgen.names import generate_all, generate_names, resolve_language
+    from poetgen.render import names_by_language, names_columns
+
+    sampling = sampling_of(temp, top_k, top_p, seed, greedy)
+    ck = load_for("names", checkpoint)
+    if lang.lower() == "all":
+        table = generate_all(ck, num if num != 10 else 3, start=start, sampling=sampling, novel=novel)
+        emit_json(table) if as_json else out.print(names_by_language(table))
+        return
+    language = resolve_language(ck, lang)
+    result = generate_names(ck, language, num, start=start, sampling=sampling, novel=novel)
+    if len(result) < num:
+        err.print(f"[yellow]only {len(result)} distinct names found[/]")
+    emit_json(result) if as_json else out.print(names_columns(result, title=language))
+
+
+@app.command()
+@handled
+def classify(
+    names_: Annotated[list[str] | None, typer.Argument(metavar="NAMES", help="Surnames, or '-' to read stdin.")]
+    = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="Read names from a file, one per line.")] = None,
+    top: Annotated[int, typer.Option(help="How many languages to show per name.")] = 3,
+    checkpoint: CheckpointOpt = None,
+    as_json: Json = False,
+) -> None:
+    """Which language is a surname from? — [bold]poetgen classify Dovesky Jackson Hou[/]."""
+    from poetgen.checkpoint import load_for
+    from poetgen.names import classify as classify_names
+    from poetgen.render import classify_table
+
+    if top < 1:
+        raise PoetgenError(f"--top must be at least 1, got {top}")
+    source = _name_source(names_ or [], file)
+    ck = load_for("classify", checkpoint)
+    predictions = classify_names(ck, source, top=min(top, len(ck.categories)))
+    streaming = file is not None or names_ == ["-"]
+    if as_json and streaming:  # JSON lines: one result per input line, in bounded memory
+        for p in predictions:
+            sys.stdout.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
+        return
+    if streaming:
+        for p in predictions:
+            best, prob = p.top[0]
+            sys.stdout.write(f"{p.name}\t{best}\t{prob:.4f}\n")
+        return
+    results = [p.to_dict() for p in predictions]
+    emit_json(results) if as_json else out.print(classify_table(results))
+
+
+def _name_source(args: list[str], file: Path | None) -> Iterator[str]:
+    if file is not None and args:
+        raise PoetgenError("give names as arguments or with --file, not both")
+    if file is not None:
+        if not file.is_file():
+            raise PoetgenError(f"{file} does not exist")
+        return _lines(file.open(encoding="utf-8", errors="strict"))
+    if args == ["-"]:
+        return _lines(sys.stdin)
+    if not args:
+        raise PoetgenError("give at least one name (or '-' to read names from stdin)")
+    return iter(args)
+
+
+def _lines(stream: Any) -> Iterator[str]:
+    try:
+        for line in stream:
+            yield line.rstrip("\n")
+    except UnicodeDecodeError as e:
+        raise PoetgenError(f"input is not UTF-8 text: {e.reason}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# entry point
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""Rich renderables shared by the CLI and the REPL. Input: plain dicts/lists from the library."""
+
+from __future__ import annotations
+
+from rich import box
+from rich.columns import Columns
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+RULE_NAMES = {"form": "form", "punctuation": "punctuation", "rhyme": "rhyme",
+              "level_rhyme": "平 rhyme", "tone_pattern": "平仄 pattern"}
+
+
+def mark(ok: bool) -> str:
+    return "[green]✓[/]" if ok else "[red]✗[/]"
+
+
+def verdict(check: dict) -> Text:
+    """One line: `七绝 · form ✓ · rhyme ✓ (下平七陽) · 平仄 ✗`."""
+    parts = [check.get("form", "?")]
+    for key, label in RULE_NAMES.items():
+        if key in check.get("rules", {}):
+            parts.append(f"{label} {mark(check['rules'][key])}")
+    if check.get("rhyme_group"):
+        parts.append(f"group {check['rhyme_group']}")
+    return Text.from_markup(" · ".join(parts), style="dim")
+
+
+def poem_panel(poem: dict, title: str | None = None) -> Panel:
+    """A poem centred in a panel, one line per verse line, the checker's verdict beneath."""
+    text = poem["text"]
+    verses, line = [], ""
+    for ch in text:
+        line += ch
+        if ch in "，。？！；":
+            verses.append(line)
+            line = ""
+    if line:
+        verses.append(line)
+    # Two verse lines per row: the way regulated verse is printed (one couplet per row).
+    rows = ["".join(verses[i : i + 2]) for i in range(0, len(verses), 2)]
+    body = Text("\n".join(rows), justify="center", style="bold")
+    check = poem.get("check") or {}
+    subtitle = verdict(check) if check else None
+    return Panel(body, title=title or poem.get("form"), subtitle=subtitle, expand=False, padding=(1, 4),
+                 box=box.ROUNDED)
+
+
+def check_table(check: dict) -> Group:
+    """Per-character 平/仄 (? = ambiguous, blank = not in the table) and the rules."""
+    chars = Table(box=box.SIMPLE, show_header=False, pad_edge=False)
+    width = max((len(line) for line in check["lines"]), default=0)
+    for _ in range(width + 1):
+        chars.add_column(justify="center")
+    colours = {"平": "cyan", "仄": "magenta", "?": "yellow", "": "dim"}
+    rhyme_positions = {i for i in range(1, len(check["lines"]), 2)}
+    for i, (line, tones) in enumerate(zip(check["lines"], check["tones"], strict=False)):
+        last = "bold underline" if i in rhyme_positions else ""
+        chars.add_row(f"{i + 1}", *[f"[{last}]{ch}[/]" if last and j == len(line) - 1 else ch
+                                    for j, ch in enumerate(line)])
+        chars.add_row("", *[f"[{colours.get(t, 'dim')}]{t or '·'}[/]" for t in tones])
+    rules = Table(box=box.SIMPLE_HEAD)
+    rules.add_column("rule")
+    rules.add_column("")
+    for key, ok in check["rules"].items():
+        rules.add_row(RULE_NAMES.get(key, key), mark(ok))
+    facts = Text.from_markup(
+        f"form [bold]{check['form']}[/] · rhyme chars [bold]{''.join(check['rhyme_chars']) or '-'}[/] · "
+        f"group [bold]{check.get('rhyme_group') or '-'}[/] · scheme {check.get('scheme', '')}"
+    )
+    return Group(facts, chars, rules)
+
+
+def names_columns(names: list[str], title: str | None = None) -> Panel | Columns:
+    cols = Columns([Text(n) for n in names], equal=True, expand=False, padding=(0, 3))
+    return Panel(cols, title=title, expand=False) if title else cols
+
+
+def names_by_language(table: dict[str, list[str]]) -> Table:
+    t = Table(box=box.SIMPLE_HEAD)
+    t.add_column("language", style="bold")
+    t.add_column("names")
+    for language, names in table.items():
+        t.add_row(language, ", ".join(names))
+    return t
+
+
+def bar(p: float, width: int = 20) -> str:
+    full = round(p * width)
+    return "█" * full + "░" * (width - full)
+
+
+def classify_table(predictions: list[dict]) -> Table:
+    t = Table(box=box.SIMPLE_HEAD)
+    t.add_column("name", style="bold")
+    t.add_column("language")
+    t.add_column("probability", justify="right")
+    t.add_column("")
+    for pred in predictions:
+        for rank, (language, p) in enumerate(pred["top"]):
+            t.add_row(pred["name"] if rank == 0 else "", language, f"{p:.1%}", f"[green]{bar(p)}[/]")
+        if pred.get("unknown_chars"):
+            t.add_row("", f"[yellow]unknown letters: {' '.join(pred['unknown_chars'])}[/]", "", "")
+        t.add_section()
+    return t
+
+
+def confusion_table(labels: list[str], matrix: list[list[int]]) -> Table:
+    """Rows: true language; columns: predicted. Cells shaded by the row-normalised count."""
+    t = Table(title="confusion matrix (rows: true, columns: predicted)", box=box.SIMPLE, pad_edge=False)
+    t.add_column("", style="bold")
+    for label in labels:
+        t.add_column(label[:3], justify="right")
+    for label, row in zip(labels, matrix, strict=False):
+        total = max(sum(row), 1)
+        cells = []
+        for j, n in enumerate(row):
+            share = n / total
+            shade = int(232 + min(23, share * 23))
+            style = f"on color({shade})" + (" bold green" if j == labels.index(label) else "")
+            cells.append(f"[{style}]{n}[/]" if n else "[dim]·[/]")
+        t.add_row(label, *cells)
+    return t
+
+
+def key_values(data: dict, title: str | None = None) -> Table:
+    t = Table(title=title, box=box.SIMPLE_HEAD, show_header=False)
+    t.add_column(style="bold")
+    t.add_column(justify="right")
+    for key, value in data.items():
+        t.add_row(str(key), f"{value:.4g}" if isinstance(value, float) else str(value))
+    return t
+
+
+def corpus_info_tables(info: dict) -> Group:
+    head = key_values({k: info[k] for k in ("corpus", "fingerprint", "script", "samples", "distinct_chars", "tokens")
+                       if info.get(k) is not None}, title=f"corpus {info['corpus']}")
+    splits = key_values(info["splits"], title="split")
+    cats = Table(title="per form" if info["corpus"] != "names" else "per language", box=box.SIMPLE_HEAD)
+    cats.add_column("category")
+    cats.add_column("samples", justify="right")
+    for k, v in info["categories"].items():
+        cats.add_row(k, str(v))
+    hist = Table(title="length (characters)", box=box.SIMPLE_HEAD)
+    hist.add_column("length")
+    hist.add_column("samples", justify="right")
+    hist.add_column("")
+    top = max(info["length_histogram"].values(), default=1)
+    for k, v in info["length_histogram"].items():
+        hist.add_row(k, str(v), "[cyan]" + "█" * max(1, round(30 * v / top)) + "[/]")
+    return Group(Columns([head, splits]), Columns([cats, hist]))
