@@ -211,7 +211,9 @@ def _prepare_poems(name: str, files: list[Path], script: str) -> list[Sample]:
             if simplified in seen:
                 continue
             seen.add(simplified)
-            out = simplified if script == "simplified" else to_script(text, "traditional")
+            # The archive is traditional already: keep it (s2t on traditional text would "convert"
+            # 床 to 牀 and the like). Song ci are simplified in the archive, so they are converted.
+            out = simplified if script == "simplified" else text if name == "tang" else to_script(text, script)
             category = poem_form(out) if name == "tang" else (item.get("rhythmic") or "other")
             samples.append(Sample(out, category, _hash_split(simplified)))
     return samples
