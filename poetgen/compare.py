@@ -1,0 +1,309 @@
+"""Train several recurrent cells under one budget and compare them: the lab's "RNN vs LSTM" table.
+
+``compare_models`` trains each model spec (``rnn``, ``lstm``, ``gru``, ``lstm:custom`` ...) with the
+same preset, data, seed and budget into ``out/<spec>``, evaluates each best checkpoint on the test
+split and writes ``compare.json``, ``compare.md`` (a Markdown table) and ``compare.png`` (curves
+overlaid).
+
+Fairness: every model gets the same number of optimiser steps on the same batches (same seed) and
+early stopping is switched off, so quality is compared at equal work. The hand-written cells
+(``:custom``, a Python loop over time steps, see ``cells.py``) cost several times more per step
+than torch's fused kernels; the wall-time and ms/step columns show that cost rather than hide it.
+A budget in seconds instead compares what each cell reaches in the same time (step counts differ).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from poetgen.errors import PoetgenError, unknown
+from poetgen.model import CELLS, MODELS
+
+DEFAULT_MODELS = ("rnn", "lstm", "gru", "lstm:custom")
+SPECS = [*MODELS, *(f"{m}:custom" for m in MODELS), *(f"{m}:torch" for m in MODELS)]
+EVALS_PER_RUN = 20  # evaluations along a step budget, so the curves have points to draw
+
+
+# ---------------------------------------------------------------------------------------------
+# Model specs: "lstm", "lstm:custom", "gru:torch"
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """``"lstm:custom"`` → ``("lstm", "custom")``; no cell means torch. Anything else is refused."""
+    text = str(spec).strip().lower()
+    model, sep, cell = text.partition(":")
+    cell = cell if sep else "torch"
+    if model not in MODELS or cell not in CELLS:
+        raise unknown("model spec", str(spec), SPECS[:6])
+    return model, cell
+
+
+def spec_label(model: str, cell: str) -> str:
+    return model if cell == "torch" else f"{model}:{cell}"
+
+
+def folder_name(label: str) -> str:
+    """Run folder of a spec: ``lstm:custom`` → ``lstm-custom`` (':' is not allowed in Windows paths)."""
+    return label.replace(":", "-")
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluating a finished run on a split
+
+
+def _corpus_for(ck, data_dir: Path | str | None):
+    """The corpus a checkpoint was trained on, loaded the way the trainer loaded it."""
+    from poetgen.train import TrainConfig, load_training_corpus
+
+    cfg = TrainConfig.from_dict(ck.meta.get("train", {}))
+    stored = cfg.data_dir
+    if data_dir is not None:
+        cfg.data_dir = str(data_dir)
+    elif stored and not Path(stored).expanduser().is_dir():
+        cfg.data_dir = None  # trained elsewhere: fall back to $POETGEN_DATA / the cache
+    return load_training_corpus(cfg)
+
+
+def evaluate_split(ck, data_dir: Path | str | None = None, split: str = "test") -> dict:
+    """Scores of a loaded checkpoint on a split of its own corpus.
+
+    Classifiers: accuracy, macro-F1, balanced accuracy, per-class precision/recall/F1/support and the
+    confusion matrix (rows true, columns predicted), with ``labels``. Language models: ``nll`` (mean
+    nats per character, ``<eos>`` included) and ``ppl``. ``note`` says when the corpus changed since
+    training (then the split may overlap what the model saw).
+    """
+    from poetgen.data import encode
+    from poetgen.metrics import classification_report, classifier_predictions, lm_nll, perplexity
+
+    corpus = _corpus_for(ck, data_dir)
+    samples = corpus.split(split)
+    result: dict = {"split": split, "samples": len(samples)}
+    if corpus.fingerprint != ck.meta.get("corpus", {}).get("fingerprint"):
+        result["note"] = "the corpus changed since training: this split may overlap the training data"
+    if ck.config.task == "classify":
+        index = set(ck.categories)
+        examples = encode([s for s in samples if s.category in index], ck.tokenizer, ck.categories)
+        if not examples:
+            raise PoetgenError(f"the {split} split of corpus '{corpus.name}' is empty: nothing to evaluate")
+        preds, labels, loss = classifier_predictions(ck.model, examples)
+        report = classification_report(preds, labels, len(ck.categories))
+        return {**result, "loss": loss, **report, "labels": list(ck.categories)}
+    examples = encode(samples, ck.tokenizer, ck.categories)
+    if not examples:
+        raise PoetgenError(f"the {split} split of corpus '{corpus.name}' is empty: nothing to evaluate")
+    nll, tokens = lm_nll(ck.model, examples)
+    return {**result, "nll": nll, "ppl": perplexity(nll), "tokens": tokens}
+
+
+def run_row(run: Path, label: str | None = None, data_dir: Path | str | None = None,
+            evaluation: dict | None = None) -> dict:
+    """One comparison row for a finished run folder (its best checkpoint, evaluated on test)."""
+    from poetgen.checkpoint import load_checkpoint
+    from poetgen.model import count_parameters
+    from poetgen.plots import read_metrics
+
+    run = Path(run)
+    records = read_metrics(run)
+    if not records:
+        raise PoetgenError(f"{run} has no evaluations in metrics.jsonl yet")
+    ck = load_checkpoint(run)
+    last = records[-1]
+    evaluation = evaluation if evaluation is not None else evaluate_split(ck, data_dir, "test")
+    steps = int(last["step"])
+    wall = float(last.get("wall_s", float("nan")))
+    row = {
+        "label": label or run.name,
+        "model": ck.config.model,
+        "cell": ck.config.cell,
+        "params": count_parameters(ck.model),
+        "steps": steps,
+        "epochs": last.get("epoch"),
+        "wall_s": wall,
+        "ms_per_step": 1000 * wall / steps if steps else float("nan"),
+        "train_loss": last.get("train_loss"),
+        "val_loss": last.get("val_loss"),
+        "best_val_loss": min(r["val_loss"] for r in records if isinstance(r.get("val_loss"), int | float)),
+        "run": str(run),
+    }
+    if ck.config.task == "classify":
+        row |= {"val_accuracy": last.get("val_accuracy"), "test_accuracy": evaluation["accuracy"],
+                "test_macro_f1": evaluation["macro_f1"], "test_balanced_accuracy": evaluation["balanced_accuracy"]}
+    else:
+        row |= {"test_nll": evaluation["nll"], "test_ppl": evaluation["ppl"]}
+    return row
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "–"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def table_of(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Headers and formatted cells of the comparison table (classifier or language-model columns)."""
+    classify = any("test_accuracy" in r for r in rows)
+    headers = ["model", "cell", "params", "steps", "wall time (s)", "ms/step", "final train loss", "final val loss"]
+    headers += ["test accuracy", "test macro-F1"] if classify else ["test NLL/char", "test perplexity"]
+    cells = []
+    for r in rows:
+        line = [r["label"], r["cell"], f"{r['params']:,}", str(r["steps"]), _fmt(r["wall_s"], 1),
+                _fmt(r["ms_per_step"], 1), _fmt(r["train_loss"]), _fmt(r["val_loss"])]
+        if classify:
+            line += [_fmt(r.get("test_accuracy")), _fmt(r.get("test_macro_f1"))]
+        else:
+            line += [_fmt(r.get("test_nll")), _fmt(r.get("test_ppl"), 2)]
+        cells.append(line)
+    return headers, cells
+
+
+def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
+    def cell(text: str) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    numeric = [bool(rows) and all(_looks_numeric(r[i]) for r in rows) for i in range(len(headers))]
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |",
+             "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
+    lines += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _looks_numeric(text: str) -> bool:
+    return text.replace(",", "").replace(".", "").replace("%", "").replace("–", "").lstrip("-").isdigit() or text == "–"
+
+
+def fairness_note(budget_steps: int | None, budget_seconds: float | None, seed: int) -> str:
+    if budget_steps:
+        budget = f"{budget_steps} optimiser steps each"
+        if budget_seconds:
+            budget += f" (or {budget_seconds:g} s, whichever came first)"
+    elif budget_seconds:
+        budget = f"{budget_seconds:g} seconds of training each (so the step counts differ)"
+    else:
+        budget = "the preset's full schedule each"
+    return (f"Same preset, data, batch order (seed {seed}) and budget for every model: {budget}; early "
+            "stopping off. Scores are of each run's best checkpoint (lowest validation loss) on the test "
+            "split. The hand-written cells (`:custom`) loop over time steps in Python, so a step costs "
+            "several times more than with torch's fused kernels: compare quality at equal steps, and read "
+            "the wall-time and ms/step columns for the price. Wall time includes the periodic evaluations.")
+
+
+# ---------------------------------------------------------------------------------------------
+# The comparison
+
+
+def compare_models(
+    corpus: str = "names",
+    task: str = "classify",
+    models: list[str] | tuple[str, ...] = DEFAULT_MODELS,
+    *,
+    data_dir: Path | str | None = None,
+    out: Path,
+    budget_steps: int | None = None,
+    budget_seconds: float | None = None,
+    seed: int = 0,
+    quiet: bool = True,
+    base=None,
+    log: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """Train each model spec under the same budget into ``out/<spec>`` and compare them.
+
+    ``base`` (a TrainConfig) replaces ``train.preset(corpus, task)`` as the template, e.g. to shrink
+    the models; its corpus, task, data_dir, seed and budget are overridden by the arguments.
+    ``log`` receives ``{"event": "start"|"step"|"done", ...}`` dicts (progress bars); with
+    ``quiet=False`` and no ``log``, one line per model goes to stderr.
+    Returns one row per model (see :func:`run_row`) and writes ``compare.{json,md,png}``.
+    """
+    from poetgen.plots import plot_run
+    from poetgen.train import TrainConfig, Trainer, preset
+
+    specs = [parse_spec(m) for m in models]
+    if not specs:
+        raise PoetgenError("give at least one model to compare (e.g. rnn,lstm,gru,lstm:custom)")
+    labels = [spec_label(*s) for s in specs]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise PoetgenError(f"model {repeated[0]} is listed twice")
+    if budget_steps is not None and budget_steps < 1:
+        raise PoetgenError(f"the step budget must be at least 1, got {budget_steps}")
+    if budget_seconds is not None and not (budget_seconds > 0 and math.isfinite(budget_seconds)):
+        raise PoetgenError(f"the time budget must be a positive number of seconds, got {budget_seconds}")
+    out = Path(out).expanduser()
+    for label in labels:
+        folder = out / folder_name(label)
+        if (folder / "metrics.jsonl").exists() or (folder / "last.safetensors").exists():
+            raise PoetgenError(f"{folder} already holds a run; choose another output folder")
+
+    template = TrainConfig.from_dict((base or preset(corpus, task)).to_dict())
+    template.corpus, template.task, template.seed = corpus, task, seed
+    template.data_dir = str(data_dir) if data_dir is not None else template.data_dir
+    template.max_steps = budget_steps or 0
+    template.max_time = float(budget_seconds or 0.0)
+    template.patience = 0  # early stopping would hand the models different budgets
+    if budget_steps:
+        template.eval_every = min(template.eval_every, max(1, budget_steps // EVALS_PER_RUN))
+    template.validate()
+
+    def say(event: dict) -> None:
+        if log is not None:
+            log(event)
+        elif not quiet and event["event"] != "step":
+            if event["event"] == "start":
+                print(f"[{event['index']}/{event['total']}] training {event['label']} ...", file=sys.stderr)
+            else:
+                r = event["row"]
+                print(f"    {r['label']}: {r['steps']} steps, {r['wall_s']:.1f} s", file=sys.stderr)
+
+    rows, folders = [], {}
+    for i, ((model, cell), label) in enumerate(zip(specs, labels, strict=True), start=1):
+        cfg = TrainConfig.from_dict(template.to_dict())
+        cfg.model.model, cfg.model.cell = model, cell
+        folder = out / folder_name(label)
+        say({"event": "start", "label": label, "index": i, "total": len(specs), "run": str(folder)})
+
+        def progress(event: dict, label: str = label) -> None:
+            say({"event": "step", "label": label, **event})
+
+        trainer = Trainer(cfg, folder, quiet=quiet, log=progress if log is not None else None)
+        trainer.fit()
+        try:
+            plot_run(folder)
+        except PoetgenError:
+            pass  # the curves are a bonus; the row below still reports the run
+        row = run_row(folder, label, data_dir)
+        rows.append(row)
+        folders[label] = folder
+        say({"event": "done", "label": label, "row": row})
+
+    write_comparison(rows, folders, out, meta={
+        "corpus": corpus, "task": task, "budget_steps": budget_steps, "budget_seconds": budget_seconds,
+        "seed": seed, "config": template.to_dict(),
+    })
+    return rows
+
+
+def write_comparison(rows: list[dict], folders: dict[str, Path], out: Path, meta: dict) -> dict[str, Path]:
+    """``compare.json``, ``compare.md`` and ``compare.png`` in ``out``."""
+    from poetgen.plots import plot_compare
+
+    out.mkdir(parents=True, exist_ok=True)
+    png = plot_compare(folders, out / "compare.png")
+    (out / "compare.json").write_text(json.dumps({**meta, "rows": rows}, indent=2, ensure_ascii=False),
+                                      encoding="utf-8")
+    headers, cells = table_of(rows)
+    note = fairness_note(meta.get("budget_steps"), meta.get("budget_seconds"), meta.get("seed", 0))
+    md = (f"# Comparison: {meta.get('corpus')} / {meta.get('task')}\n\n{markdown_table(headers, cells)}\n\n"
+          f"{note}\n\n![loss and accuracy curves, overlaid](compare.png)\n")
+    (out / "compare.md").write_text(md, encoding="utf-8")
+    return {"json": out / "compare.json", "md": out / "compare.md", "png": png}

@@ -1,0 +1,226 @@
+"""Figures for lab reports: training curves of a run, several runs overlaid, a confusion matrix.
+
+Everything draws on a bare ``matplotlib.figure.Figure`` (the Agg canvas), never through
+``pyplot``: no window ever opens, no global backend is switched, nothing leaks between figures,
+and it works on a server without a display. Every function returns the PNG path it wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from poetgen.errors import PoetgenError
+
+METRICS = "metrics.jsonl"
+DPI = 120
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a run's metrics
+
+
+def metrics_path(run: Path | str) -> Path:
+    """``run/metrics.jsonl`` (``run`` may also be the file itself)."""
+    path = Path(run).expanduser()
+    if path.is_dir():
+        path = path / METRICS
+    if not path.is_file():
+        where = path.parent if path.name == METRICS else path
+        raise PoetgenError(f"{where} is not a training run: no {METRICS} (train one with `poetgen train --out ...`)")
+    return path
+
+
+def read_metrics(run: Path | str) -> list[dict]:
+    """The evaluation records of a run, in order (one JSON object per line of ``metrics.jsonl``).
+
+    A torn last line (the trainer killed mid-write) is skipped; a corrupt line anywhere else is an
+    error, as the file was then edited or damaged and the curves would silently lie.
+    """
+    path = metrics_path(run)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise PoetgenError(f"cannot read {path}: {e}", code=1) from None
+    lines = text.split("\n")
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        last = all(not rest.strip() for rest in lines[number:])
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            if last and not text.endswith("\n"):  # torn write: the line never got its newline
+                break
+            raise PoetgenError(f"{path} line {number} is not JSON ({e.msg}); the file is damaged") from None
+        if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+            raise PoetgenError(f"{path} line {number} is not an evaluation record (no integer 'step')")
+        records.append(record)
+    return records
+
+
+def _series(records: list[dict], key: str) -> tuple[list[int], list[float]]:
+    """(steps, values) of the records that have a finite number under ``key``."""
+    xs, ys = [], []
+    for r in records:
+        value = r.get(key)
+        if isinstance(value, int | float) and value == value and abs(value) != float("inf"):
+            xs.append(r["step"])
+            ys.append(float(value))
+    return xs, ys
+
+
+def _run_title(run: Path) -> str:
+    """"lstm (torch) · names/classify" from ``config.json`` when it is there, else the folder name."""
+    try:
+        cfg = json.loads((run / "config.json").read_text(encoding="utf-8"))
+        model = cfg.get("model", {})
+        return f"{run.name}: {model.get('model')} ({model.get('cell')}) · {cfg.get('corpus')}/{cfg.get('task')}"
+    except (OSError, ValueError, AttributeError):
+        return run.name
+
+
+# ---------------------------------------------------------------------------------------------
+# Drawing
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _save(fig, out: Path) -> Path:
+    """Write the PNG atomically (a half-written image is never left behind)."""
+    out = Path(out)
+    tmp = None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)
+        os.close(fd)
+        fig.savefig(tmp, dpi=DPI, format="png")
+        os.replace(tmp, out)
+    except OSError as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise PoetgenError(f"cannot write {out}: {e.strerror or e}", code=1) from None
+    return out
+
+
+def plot_curves(records: list[dict], out: Path, title: str = "") -> Path:
+    """Loss (train and validation) against step; a second panel with accuracy and macro-F1 when
+    the run is a classifier."""
+    if not records:
+        raise PoetgenError("no evaluations recorded yet: nothing to plot")
+    classifier = any("val_accuracy" in r for r in records)
+    fig = _figure(11 if classifier else 6.5, 4.2)
+    axes = fig.subplots(1, 2 if classifier else 1, squeeze=False)[0]
+    loss = axes[0]
+    for key, label, style in (("train_loss", "train", "--"), ("val_loss", "validation", "-")):
+        xs, ys = _series(records, key)
+        if xs:
+            loss.plot(xs, ys, style, marker="o", markersize=3, label=label)
+    loss.set_xlabel("step")
+    loss.set_ylabel("loss (nats per character)" if not classifier else "loss (cross-entropy per name)")
+    loss.set_title("loss")
+    loss.grid(alpha=0.3)
+    loss.legend()
+    if classifier:
+        acc = axes[1]
+        for key, label, style in (("val_accuracy", "accuracy", "-"), ("val_macro_f1", "macro-F1", "--")):
+            xs, ys = _series(records, key)
+            if xs:
+                acc.plot(xs, ys, style, marker="o", markersize=3, label=label)
+        acc.set_xlabel("step")
+        acc.set_ylabel("validation score")
+        acc.set_ylim(0, 1)
+        acc.set_title("validation accuracy and macro-F1")
+        acc.grid(alpha=0.3)
+        acc.legend(loc="lower right")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, out)
+
+
+def plot_run(run: Path) -> Path:
+    """Write ``run/curves.png``: the loss curves (and accuracy / macro-F1 for classifiers)."""
+    run = Path(run).expanduser()
+    records = read_metrics(run)
+    return plot_curves(records, run / "curves.png", _run_title(run))
+
+
+def plot_compare(runs: dict[str, Path], out: Path) -> Path:
+    """Several runs in one figure: loss on the left (validation solid, training dashed, one colour
+    per run); on the right validation accuracy when the runs are classifiers, else validation loss
+    against wall-clock time (what a step costs differs between cells)."""
+    if not runs:
+        raise PoetgenError("plot_compare needs at least one run")
+    data = {label: read_metrics(path) for label, path in runs.items()}
+    classifier = any("val_accuracy" in r for records in data.values() for r in records)
+    fig = _figure(12, 4.6)
+    left, right = fig.subplots(1, 2)
+    colours = [f"C{i % 10}" for i in range(len(data))]
+    for (label, records), colour in zip(data.items(), colours, strict=True):
+        xs, ys = _series(records, "val_loss")
+        left.plot(xs, ys, "-", color=colour, marker="o", markersize=3, label=f"{label} val")
+        xs, ys = _series(records, "train_loss")
+        left.plot(xs, ys, "--", color=colour, alpha=0.6, label=f"{label} train")
+        if classifier:
+            xs, ys = _series(records, "val_accuracy")
+            right.plot(xs, ys, "-", color=colour, marker="o", markersize=3, label=label)
+        else:
+            timed = [r for r in records if isinstance(r.get("wall_s"), int | float)]
+            right.plot([r["wall_s"] for r in timed], [r.get("val_loss") for r in timed], "-", color=colour,
+                       marker="o", markersize=3, label=label)
+    left.set_xlabel("step")
+    left.set_ylabel("loss")
+    left.set_title("loss (solid: validation, dashed: training)")
+    left.grid(alpha=0.3)
+    left.legend(fontsize="small")
+    if classifier:
+        right.set_xlabel("step")
+        right.set_ylabel("validation accuracy")
+        right.set_ylim(0, 1)
+        right.set_title("validation accuracy")
+    else:
+        right.set_xlabel("wall-clock seconds")
+        right.set_ylabel("validation loss")
+        right.set_title("validation loss against training time")
+    right.grid(alpha=0.3)
+    right.legend(fontsize="small")
+    return _save(fig, out)
+
+
+def plot_confusion(labels: list[str], matrix: list[list[int]], out: Path, title: str = "") -> Path:
+    """Row-normalised confusion matrix (rows: true class, columns: predicted), counts annotated.
+
+    Colour is the share of each true class (so a rare language is as visible as Russian); the
+    number in a cell is the raw count. Sized so an 18×18 matrix stays readable.
+    """
+    import numpy as np
+
+    counts = np.asarray(matrix, dtype=float)
+    n = len(labels)
+    if counts.shape != (n, n) or n == 0:
+        raise PoetgenError(f"confusion matrix is {counts.shape}, expected {n}×{n} for {n} labels")
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    side = max(4.0, 0.48 * n + 2.2)
+    fig = _figure(side + 1.2, side)
+    ax = fig.subplots()
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    fontsize = 9 if n <= 12 else 7
+    for i in range(n):
+        for j in range(n):
+            if counts[i, j]:
+                colour = "white" if share[i, j] > 0.55 else "black"
+                ax.text(j, i, f"{int(counts[i, j])}", ha="center", va="center", fontsize=fontsize, color=colour)
+    ax.set_xticks(range(n), labels, rotation=90, fontsize=fontsize + 1)
+    ax.set_yticks(range(n), labels, fontsize=fontsize + 1)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or "confusion matrix (colour: share of the true class; numbers: counts)", fontsize=10)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true class")
+    return _save(fig, out)

@@ -1,0 +1,392 @@
+"""A lab report from training runs: ``report.md`` (PNG files beside it) and ``report.html`` (one
+self-contained file, the figures embedded as data URIs), holding what the RNN lab asks for.
+
+For each run: the network as ``print(model)`` shows it, its parameter count, the training settings,
+the loss (and accuracy / macro-F1) curves; for a classifier the test-set scores, a per-language
+precision/recall table, the confusion matrix and top-3 predictions for Dovesky, Jackson, Hou ...;
+for a names generator sample names per language marked new / in the training data; for a poem
+model a few sample poems. With several runs, a comparison table and the curves overlaid come first.
+
+The report is built as a list of blocks (heading, paragraph, code, table, image) rendered twice,
+once as Markdown and once as HTML, so the two files always say the same thing.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from poetgen.errors import PoetgenError
+
+PROBE_NAMES = ("Dovesky", "Jackson", "Hou", "Satoshi", "Nguyen", "Schmidt", "Rossi", "O'Neal")
+LANGUAGES = ("Russian", "German", "Spanish", "Chinese", "Japanese", "Italian", "English", "Arabic")
+POEM_PROMPTS = (("", "五绝"), ("明月", "五绝"), ("春风", "七绝"), ("", "五律"))
+NAMES_PER_LANGUAGE = 8
+CONFIG_KEYS = {
+    "model": ("model", "cell", "embed", "hidden", "layers", "dropout", "bidirectional", "adaptive", "tie"),
+    "train": ("corpus", "task", "tokenizer", "epochs", "max_steps", "max_time", "batch_size", "optimizer", "lr",
+              "weight_decay", "schedule", "warmup", "clip", "seed", "precision"),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Blocks and their two renderings
+
+
+@dataclass
+class Heading:
+    level: int
+    text: str
+
+
+@dataclass
+class Para:
+    text: str  # `backticks` become inline code
+
+
+@dataclass
+class Code:
+    text: str
+
+
+@dataclass
+class Table:
+    headers: list[str]
+    rows: list[list[str]]
+
+
+@dataclass
+class Image:
+    path: Path  # a PNG inside the report folder
+    alt: str
+
+
+Block = Heading | Para | Code | Table | Image
+
+
+def to_markdown(blocks: list[Block]) -> str:
+    from poetgen.compare import markdown_table
+
+    parts = []
+    for b in blocks:
+        if isinstance(b, Heading):
+            parts.append("#" * b.level + " " + b.text)
+        elif isinstance(b, Para):
+            parts.append(b.text)
+        elif isinstance(b, Code):
+            fence = "````" if "```" in b.text else "```"
+            parts.append(f"{fence}text\n{b.text}\n{fence}")
+        elif isinstance(b, Table):
+            parts.append(markdown_table(b.headers, b.rows))
+        else:
+            parts.append(f"![{b.alt}]({b.path.name})")
+    return "\n\n".join(parts) + "\n"
+
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 70rem; margin: 2rem auto;
+       padding: 0 1rem; line-height: 1.45; color: #222; }
+pre { background: #f6f8fa; padding: .8rem; overflow-x: auto; font-size: .85rem; }
+code { background: #f6f8fa; padding: 0 .2rem; }
+table { border-collapse: collapse; margin: .8rem 0; font-size: .9rem; }
+th, td { border: 1px solid #d0d7de; padding: .25rem .6rem; }
+th { background: #f6f8fa; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+img { max-width: 100%; }
+h2 { border-bottom: 1px solid #d0d7de; padding-bottom: .2rem; margin-top: 2.5rem; }
+"""
+
+
+def _inline(text: str) -> str:
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
+def to_html(blocks: list[Block], title: str) -> str:
+    from poetgen.compare import _looks_numeric
+
+    parts = []
+    for b in blocks:
+        if isinstance(b, Heading):
+            parts.append(f"<h{b.level}>{html.escape(b.text)}</h{b.level}>")
+        elif isinstance(b, Para):
+            parts.append(f"<p>{_inline(b.text)}</p>")
+        elif isinstance(b, Code):
+            parts.append(f"<pre><code>{html.escape(b.text)}</code></pre>")
+        elif isinstance(b, Table):
+            head = "".join(f"<th>{html.escape(h)}</th>" for h in b.headers)
+            body = "".join(
+                "<tr>" + "".join(f'<td class="num">{html.escape(c)}</td>' if _looks_numeric(c)
+                                 else f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                for row in b.rows
+            )
+            parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        else:
+            data = base64.b64encode(b.path.read_bytes()).decode("ascii")
+            parts.append(f'<p><img alt="{html.escape(b.alt)}" src="data:image/png;base64,{data}"></p>')
+    body = "\n".join(parts)
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
+            f"<style>{CSS}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+
+
+def check_run(run: Path) -> Path:
+    """A run folder has ``metrics.jsonl`` and a ``best.safetensors`` checkpoint."""
+    run = Path(run).expanduser()
+    if not run.is_dir():
+        raise PoetgenError(f"{run} is not a folder (give training run folders, as written by `poetgen train --out`)")
+    missing = [name for name in ("best.safetensors", "metrics.jsonl") if not (run / name).is_file()]
+    if missing:
+        raise PoetgenError(f"{run} is not a training run: no {' or '.join(missing)}")
+    return run
+
+
+def _labels(runs: list[Path]) -> list[str]:
+    """Folder names, made longer (parent/name, then a number) only where two would clash."""
+    labels = [r.name or str(r) for r in runs]
+    for i, r in enumerate(runs):
+        if labels.count(labels[i]) > 1:
+            labels[i] = f"{r.parent.name}/{r.name}"
+    seen: dict[str, int] = {}
+    for i, label in enumerate(labels):
+        seen[label] = seen.get(label, 0) + 1
+        if labels.count(label) > 1:
+            labels[i] = f"{label} ({seen[label]})"
+    return labels
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-") or "run"
+
+
+def _fmt(value) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def _module_parameters(model) -> list[list[str]]:
+    from poetgen.model import count_parameters
+
+    return [[name, type(child).__name__, f"{count_parameters(child):,}"] for name, child in model.named_children()
+            if count_parameters(child)]
+
+
+def _config_table(meta: dict) -> Table:
+    train = meta.get("train", {})
+    model = train.get("model") or meta.get("config", {})
+    irrelevant = {"adaptive", "tie"} if train.get("task") == "classify" else {"bidirectional"}
+    rows = [[key, _fmt(model[key])] for key in CONFIG_KEYS["model"] if key in model and key not in irrelevant]
+    rows += [[key, _fmt(train[key])] for key in CONFIG_KEYS["train"] if key in train]
+    return Table(["setting", "value"], rows)
+
+
+def _classifier_blocks(ck, evaluation: dict, out: Path, slug: str) -> list[Block]:
+    from poetgen.plots import plot_confusion
+
+    labels = evaluation["labels"]
+    blocks: list[Block] = [
+        Heading(3, f"Test set ({evaluation['samples']} samples)"),
+        Table(["metric", "value"], [["accuracy", _pct(evaluation["accuracy"])],
+                                    ["macro-F1", _pct(evaluation["macro_f1"])],
+                                    ["balanced accuracy", _pct(evaluation["balanced_accuracy"])],
+                                    ["loss (cross-entropy)", f"{evaluation['loss']:.4f}"]]),
+    ]
+    if ck.meta.get("corpus", {}).get("name") == "names":
+        blocks.append(Para("The names corpus is split by distinct name string (no name on both sides, "
+                           "stratified by language), so these are held-out scores; macro-F1 and balanced "
+                           "accuracy weigh every language alike, where accuracy is dominated by Russian."))
+    if evaluation.get("note"):
+        blocks.append(Para(f"Note: {evaluation['note']}."))
+    rows = [[lang, _pct(p), _pct(r), _pct(f), str(n)] for lang, p, r, f, n in zip(
+        labels, evaluation["precision"], evaluation["recall"], evaluation["f1"], evaluation["support"], strict=True)]
+    blocks += [
+        Para("Per language (precision: of the names predicted as this language, the share right; recall: of "
+             "this language's names, the share found):"),
+        Table(["language", "precision", "recall", "F1", "support"], rows),
+    ]
+    png = plot_confusion(labels, evaluation["confusion"], out / f"{slug}-confusion.png",
+                         title=f"{slug}: test confusion matrix (rows: true, columns: predicted)")
+    blocks += [Heading(3, "Confusion matrix"), Image(png, f"confusion matrix of {slug}")]
+    try:
+        from poetgen.names import classify
+    except ImportError:
+        return [*blocks, Para("Top-3 predictions left out: poetgen.names is not available.")]
+    top = min(3, len(ck.categories))
+    rows = []
+    for pred in classify(ck, PROBE_NAMES, top=top):
+        ranked = [f"{lang} {_pct(p)}" for lang, p in pred.top] + [""] * (top - len(pred.top))
+        note = f" (unknown letters: {' '.join(pred.unknown_chars)})" if pred.unknown_chars else ""
+        rows.append([pred.name + note, *ranked])
+    ordinal = ["1st", "2nd", "3rd"][:top]
+    return [*blocks, Heading(3, f"Top-{top} predictions"), Table(["name", *ordinal], rows)]
+
+
+def _names_blocks(ck, sampling_seed: int = 0) -> list[Block]:
+    try:
+        from poetgen.names import generate_names
+        from poetgen.sample import Sampling
+    except ImportError:
+        return [Para("Sample names left out: poetgen.names is not available.")]
+    if not ck.categories:
+        return [Para("Sample names left out: this model is not conditioned on a language.")]
+    languages = [lang for lang in LANGUAGES if lang in ck.categories] or ck.categories[:6]
+    rows = []
+    for i, lang in enumerate(languages):
+        try:
+            names = generate_names(ck, lang, NAMES_PER_LANGUAGE,
+                                   sampling=Sampling(temperature=0.8, seed=sampling_seed * 1009 + i))
+        except PoetgenError as e:
+            rows.append([lang, f"(failed: {e})", ""])
+            continue
+        rows.append([lang, ", ".join(n for n in names if not ck.has_seen(n)) or "–",
+                     ", ".join(n for n in names if ck.has_seen(n)) or "–"])
+    return [Heading(3, f"Generated names (temperature 0.8, {NAMES_PER_LANGUAGE} distinct per language)"),
+            Table(["language", "new names", "names from the training data"], rows)]
+
+
+def _poem_blocks(ck, sampling_seed: int = 0) -> list[Block]:
+    try:
+        from poetgen.poems import write_poems
+        from poetgen.sample import Sampling
+    except ImportError:
+        return [Para("Sample poems left out: poetgen.poems is not available.")]
+    blocks: list[Block] = [Heading(3, "Sample poems (temperature 0.8)")]
+    for i, (prefix, form) in enumerate(POEM_PROMPTS):
+        what = f"{form}, starting with {prefix}" if prefix else form
+        try:
+            poems = list(write_poems(ck, prefix, form=form, n=1,
+                                     sampling=Sampling(temperature=0.8, seed=sampling_seed + i)))
+        except PoetgenError as e:
+            blocks.append(Para(f"{what}: failed ({e})"))
+            continue
+        for poem in poems:
+            text = re.sub(r"([。？！])", "\\1\n", str(getattr(poem, "text", poem))).strip()  # a couplet per row
+            group = getattr(poem, "rhyme_group", None)
+            blocks += [Para(f"{what} (rhyme group found: {group or 'none'}):"), Code(text)]
+    return blocks
+
+
+def run_section(run: Path, label: str, out: Path, *, data_dir=None, samples: bool = True
+                ) -> tuple[list[Block], dict | None]:
+    """The blocks of one run, and its comparison row (None when the test set was unavailable)."""
+    from poetgen.checkpoint import load_checkpoint
+    from poetgen.compare import evaluate_split, run_row
+    from poetgen.model import count_parameters
+    from poetgen.plots import plot_curves, read_metrics
+
+    ck = load_checkpoint(run)
+    records = read_metrics(run)
+    slug = _slug(label)
+    train = ck.meta.get("train", {})
+    what = {"classify": "names classifier", "names": "names generator", "poems": "poem language model"}[ck.kind]
+    params = count_parameters(ck.model)
+    blocks: list[Block] = [
+        Heading(2, label),
+        Para(f"`{run}` — {what}: {ck.config.model.upper()} ({ck.config.cell} cells) on corpus "
+             f"`{train.get('corpus', '?')}`, {params:,} trainable parameters."),
+        Heading(3, "Network structure (print(model))"),
+        Code(str(ck.model)),
+        Table(["module", "type", "parameters"], [*_module_parameters(ck.model), ["total", "", f"{params:,}"]]),
+        Heading(3, "Training"),
+        _config_table(ck.meta),
+    ]
+    if records:
+        last = records[-1]
+        facts = [["steps", str(last["step"])], ["epochs", _fmt(last.get("epoch"))],
+                 ["wall time (s)", _fmt(last.get("wall_s"))], ["final train loss", _fmt(last.get("train_loss"))],
+                 ["final validation loss", _fmt(last.get("val_loss"))]]
+        if "val_accuracy" in last:
+            facts += [["final validation accuracy", _pct(last["val_accuracy"])],
+                      ["final validation macro-F1", _pct(last.get("val_macro_f1", float("nan")))]]
+        blocks.append(Table(["after training", "value"], facts))
+        png = plot_curves(records, out / f"{slug}-curves.png", title=f"{label}: training curves")
+        blocks.append(Image(png, f"training curves of {label}"))
+    else:
+        blocks.append(Para("No evaluations recorded yet: no curves."))
+
+    try:
+        evaluation = evaluate_split(ck, data_dir, "test")
+    except PoetgenError as e:
+        evaluation = None
+        blocks.append(Para(f"Test-set evaluation left out: {e}"))
+    if evaluation is not None and ck.kind == "classify":
+        blocks += _classifier_blocks(ck, evaluation, out, slug)
+    elif evaluation is not None:
+        blocks.append(Para(f"Held-out test NLL: {evaluation['nll']:.4f} nats per character "
+                           f"(perplexity {evaluation['ppl']:.2f}) over {evaluation['tokens']:,} characters."))
+    if samples and ck.kind == "names":
+        blocks += _names_blocks(ck)
+    elif samples and ck.kind == "poems":
+        blocks += _poem_blocks(ck)
+    row = run_row(run, label, data_dir, evaluation) if evaluation is not None and records else None
+    return blocks, row
+
+
+def write_report(runs: list[Path], out: Path, *, data_dir: Path | str | None = None, samples: bool = True) -> Path:
+    """Write ``out/report.md`` (figures as PNG files beside it) and ``out/report.html`` (one file).
+
+    Returns the path of ``report.md``; ``report.html`` lies beside it.
+    """
+    from poetgen import __version__
+    from poetgen.compare import table_of
+    from poetgen.plots import plot_compare
+
+    runs = [check_run(r) for r in runs]
+    if not runs:
+        raise PoetgenError("give at least one training run folder")
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise PoetgenError(f"{out} is a file; the report needs a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise PoetgenError(f"cannot create {out}: {e.strerror or e}", code=1) from None
+    labels = _labels(runs)
+    sections, rows = [], []
+    for run, label in zip(runs, labels, strict=True):
+        blocks, row = run_section(run, label, out, data_dir=data_dir, samples=samples)
+        sections += blocks
+        if row is not None:
+            rows.append(row)
+
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    title = "poetgen training report"
+    blocks: list[Block] = [Heading(1, title),
+                           Para(f"Generated {stamp} by poetgen {__version__} from {len(runs)} run(s): "
+                                + ", ".join(f"`{r}`" for r in runs) + ".")]
+    if len(runs) > 1:
+        blocks.append(Heading(2, "Comparison"))
+        if rows:
+            headers, cells = table_of(rows)
+            blocks.append(Table(headers, cells))
+        steps = {r["steps"] for r in rows}
+        blocks.append(Para(
+            (f"All runs trained for {steps.pop()} steps. " if len(steps) == 1 else
+             "The runs trained for different numbers of steps: compare them with care. ")
+            + "Scores are of each run's best checkpoint (lowest validation loss) on the test split. "
+            "Hand-written cells (`custom`) loop over time steps in Python, so their steps cost more: "
+            "read the wall-time and ms/step columns for the price."))
+        png = plot_compare(dict(zip(labels, runs, strict=True)), out / "compare.png")
+        blocks.append(Image(png, "loss and accuracy curves of all runs, overlaid"))
+    blocks += sections
+    md = out / "report.md"
+    try:
+        md.write_text(to_markdown(blocks), encoding="utf-8")
+        (out / "report.html").write_text(to_html(blocks, title), encoding="utf-8")
+    except OSError as e:
+        raise PoetgenError(f"cannot write the report in {out}: {e.strerror or e}", code=1) from None
+    return md
+
