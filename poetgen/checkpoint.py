@@ -181,3 +181,16 @@ def load_for(kind: str, path: Path | str | None, device: str = "cpu") -> Checkpo
         wanted = {"poems": "a poem language model", "names": "a names language model", "classify": "a names classifier"}
         raise PoetgenError(f"{ck.path} is {wanted[ck.kind]}, but this command needs {wanted[kind]}")
     return ck
+
+
+def export_checkpoint(src: Path | str, dst: Path | str, dtype: torch.dtype | None = torch.float16) -> Path:
+    """Re-save a checkpoint for shipping: weights in ``dtype`` (fp16 halves the file; loading turns
+    them back into fp32), metadata and seen-name hashes kept, optimizer state and local paths dropped."""
+    ck = load_checkpoint(src)
+    derived = {"format", "poetgen_version", "torch_version", "python", "optimizer_groups"}
+    meta = {k: v for k, v in ck.meta.items() if k not in derived}
+    if isinstance(meta.get("train"), dict):
+        meta["train"] = {**meta["train"], "data_dir": None}
+    seen = torch.tensor(sorted(ck.seen), dtype=torch.int64) if ck.seen else None
+    save_checkpoint(Path(dst), ck.model, meta, dtype=dtype, seen=seen)
+    return Path(dst)
