@@ -1,0 +1,337 @@
+"""Training throughput: the textbook poetry recipe vs poetgen at the same model size, in one run.
+
+How to run (from the repository root, with the corpora at ../shared/corpora)::
+
+    python benchmarks/throughput.py --data-dir ../shared/corpora              # 2 CPU threads, 30 steps
+    python benchmarks/throughput.py --data-dir ../shared/corpora --device cuda
+    python benchmarks/throughput.py --data-dir ../shared/corpora --steps 3 --names-steps 50   # smoke
+
+Each recipe runs ``--warmup`` untimed steps, then ``--steps`` timed ones, on the same machine:
+
+(a) textbook: the classic PyTorch Tang-poetry recipe re-implemented faithfully. Every poem becomes
+    ``<START> poem <EOP>``, truncated at the end / LEFT-padded to 125 tokens (Keras
+    ``pad_sequences(padding='pre', truncating='post')``); Embedding 128 → time-major LSTM 2×256 →
+    Linear over the full vocabulary; batch 128; Adam 1e-3; ``CrossEntropyLoss`` over all 124
+    positions, padding included.
+(b) poetgen at the same size (embed 128, LSTM 2×256) with its Tang defaults otherwise: length-bucketed
+    right-padded batches of 64, pad-masked loss, adaptive softmax, AdamW, clipping; driven through
+    poetgen's own ``Trainer.train_step``.
+(c) the names-classification tutorial RNN (``i2h``/``i2o`` Linear + LogSoftmax, hidden 128, one-hot
+    ASCII letters, one name per step, manual SGD 0.005); one step = one name.
+(d) as (b) with the hand-written LSTM (``--cell custom``), for the record.
+
+Useful chars/s counts the non-padding targets that are text: the poem's characters plus its end
+marker (``<EOP>`` / ``<eos>``), never padding and never ``<START>``, divided by wall seconds of
+the timed steps (forward, backward, optimiser step, batch assembly). For (c), which predicts a
+label, it is the letters read per second. Both poem recipes train on the train split of the
+project's Tang regulated-form corpus (simplified) with the same character vocabulary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import math
+import os
+import string
+import sys
+import tempfile
+import time
+import unicodedata
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from poetgen.corpora import FORMS, load_corpus
+from poetgen.model import count_parameters
+from poetgen.train import Trainer, build_vocab, pick_device, preset
+from poetgen.vocab import BOS, EOS, PAD, Tokenizer
+
+MAXLEN = 125  # the recipe's opt.maxlen
+
+# ---------------------------------------------------------------------------------------------
+# (a) The textbook recipe
+
+
+class TextbookPoetryModel(nn.Module):
+    """The recipe's PoetryModel: Embedding → LSTM(2 layers, time-major) → Linear(vocab)."""
+
+    def __init__(self, vocab_size: int, embedding_dim: int = 128, hidden_dim: int = 256) -> None:
+        super().__init__()
+        self.hidden_dim = hidden_dim
+        self.embeddings = nn.Embedding(vocab_size, embedding_dim)
+        self.lstm = nn.LSTM(embedding_dim, hidden_dim, num_layers=2)
+        self.linear1 = nn.Linear(hidden_dim, vocab_size)
+
+    def forward(self, input: Tensor, hidden=None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        seq_len, batch_size = input.size()
+        if hidden is None:
+            h_0 = input.new_zeros(2, batch_size, self.hidden_dim, dtype=torch.float)
+            c_0 = input.new_zeros(2, batch_size, self.hidden_dim, dtype=torch.float)
+        else:
+            h_0, c_0 = hidden
+        embeds = self.embeddings(input)  # (seq_len, batch, embedding)
+        output, hidden = self.lstm(embeds, (h_0, c_0))
+        output = self.linear1(output.view(seq_len * batch_size, -1))  # (seq_len * batch, vocab)
+        return output, hidden
+
+
+def textbook_sequence(ids: list[int], maxlen: int = MAXLEN) -> list[int]:
+    """``<START> poem <EOP>``, truncated at the end ('post') and padded at the LEFT ('pre')."""
+    seq = [BOS, *ids, EOS][:maxlen]
+    return [PAD] * (maxlen - len(seq)) + seq
+
+
+def textbook_data(texts: list[str], tok: Tokenizer, maxlen: int = MAXLEN) -> Tensor:
+    """(N, maxlen) long tensor: the whole data set padded once, as the recipe stores it (tang.npz)."""
+    return torch.tensor([textbook_sequence(tok.encode(t), maxlen) for t in texts], dtype=torch.long)
+
+
+def useful_targets(target: Tensor) -> int:
+    """Targets that are text (characters or the end marker): not padding, not <START>."""
+    return int(((target != PAD) & (target != BOS)).sum())
+
+
+class TextbookTrainer:
+    """The recipe's training step: batch (B, 125) → transpose → input [:-1], target [1:], CE over all."""
+
+    def __init__(self, vocab_size: int, device: torch.device, lr: float = 1e-3) -> None:
+        self.device = device
+        self.model = TextbookPoetryModel(vocab_size).to(device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
+        self.criterion = nn.CrossEntropyLoss()
+
+    def step(self, batch: Tensor) -> tuple[float, int]:
+        data_ = batch.to(self.device).long().transpose(1, 0).contiguous()
+        input_, target = data_[:-1, :], data_[1:, :]
+        self.optimizer.zero_grad()
+        output, _ = self.model(input_)
+        loss = self.criterion(output, target.view(-1))
+        loss.backward()
+        self.optimizer.step()
+        return loss.item(), useful_targets(target)
+
+
+def textbook_batches(data: Tensor, batch_size: int, generator: torch.Generator):
+    """DataLoader(shuffle=True) order, epoch after epoch."""
+    while True:
+        perm = torch.randperm(len(data), generator=generator)
+        for i in range(0, len(data), batch_size):
+            yield data[perm[i : i + batch_size]]
+
+
+# ---------------------------------------------------------------------------------------------
+# (c) The names-classification tutorial
+
+ALL_LETTERS = string.ascii_letters + " .,;'"
+N_LETTERS = len(ALL_LETTERS)
+
+
+class RNN(nn.Module):
+    """The tutorial's RNN: one step = cat(input, hidden) → i2h (new hidden), i2o → LogSoftmax."""
+
+    def __init__(self, input_size: int, hidden_size: int, output_size: int) -> None:
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.i2h = nn.Linear(input_size + hidden_size, hidden_size)
+        self.i2o = nn.Linear(input_size + hidden_size, output_size)
+        self.softmax = nn.LogSoftmax(dim=1)
+
+    def forward(self, input: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor]:
+        combined = torch.cat((input, hidden), 1)
+        hidden = self.i2h(combined)
+        output = self.softmax(self.i2o(combined))
+        return output, hidden
+
+    def init_hidden(self, device: torch.device) -> Tensor:
+        return torch.zeros(1, self.hidden_size, device=device)
+
+
+def unicode_to_ascii(s: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFD", s)
+                   if unicodedata.category(c) != "Mn" and c in ALL_LETTERS)
+
+
+def line_to_tensor(line: str) -> Tensor:
+    tensor = torch.zeros(len(line), 1, N_LETTERS)
+    for i, letter in enumerate(line):
+        tensor[i][0][ALL_LETTERS.find(letter)] = 1
+    return tensor
+
+
+def load_tutorial_names(data_dir: str) -> dict[str, list[str]]:
+    lines = {}
+    for path in sorted(glob.glob(os.path.join(data_dir, "names", "*.txt"))):
+        with open(path, encoding="utf-8") as fh:
+            names = [unicode_to_ascii(line.strip()) for line in fh]
+        lines[os.path.splitext(os.path.basename(path))[0]] = [n for n in names if n]
+    if not lines:
+        sys.exit(f"no names/*.txt under {data_dir}")
+    return lines
+
+
+class TutorialNames:
+    """randomTrainingExample + train() of the tutorial, one name per step."""
+
+    def __init__(self, category_lines: dict[str, list[str]], device: torch.device, seed: int = 0) -> None:
+        self.categories = list(category_lines)
+        self.lines = category_lines
+        self.device = device
+        self.rnn = RNN(N_LETTERS, 128, len(self.categories)).to(device)
+        self.criterion = nn.NLLLoss()
+        self.lr = 0.005
+        self.rng = torch.Generator().manual_seed(seed)
+
+    def random_example(self) -> tuple[Tensor, Tensor, int]:
+        c = int(torch.randint(len(self.categories), (1,), generator=self.rng))
+        names = self.lines[self.categories[c]]
+        line = names[int(torch.randint(len(names), (1,), generator=self.rng))]
+        return torch.tensor([c], dtype=torch.long), line_to_tensor(line), len(line)
+
+    def step(self) -> tuple[float, int]:
+        category_tensor, line_tensor, n = self.random_example()
+        category_tensor, line_tensor = category_tensor.to(self.device), line_tensor.to(self.device)
+        hidden = self.rnn.init_hidden(self.device)
+        self.rnn.zero_grad()
+        for i in range(line_tensor.size(0)):
+            output, hidden = self.rnn(line_tensor[i], hidden)
+        loss = self.criterion(output, category_tensor)
+        loss.backward()
+        for p in self.rnn.parameters():
+            p.data.add_(p.grad.data, alpha=-self.lr)
+        return loss.item(), n
+
+
+# ---------------------------------------------------------------------------------------------
+# (b), (d) poetgen
+
+
+def poetgen_trainer(data_dir: str, out: str, device: str, threads: int, cell: str = "torch",
+                    embed: int = 128, hidden: int = 256) -> Trainer:
+    """poetgen's Tang preset at the given size (everything else as shipped)."""
+    cfg = preset("tang", "lm")
+    cfg.data_dir, cfg.device, cfg.threads = data_dir, device, threads
+    cfg.model.embed, cfg.model.hidden, cfg.model.cell = embed, hidden, cell
+    return Trainer(cfg, out, quiet=True)
+
+
+def poetgen_batches(trainer: Trainer):
+    from poetgen.data import batch_order
+
+    epoch = 0
+    while True:
+        yield from batch_order([len(e.ids) for e in trainer.train_set], trainer.cfg.batch_size, trainer.cfg.seed, epoch)
+        epoch += 1
+
+
+def poetgen_step(trainer: Trainer, idx: list[int]) -> tuple[float, int]:
+    loss, items = trainer.train_step(idx)
+    trainer.state.step += 1  # so the LR schedule advances as in Trainer.fit
+    return loss, items
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing
+
+
+@dataclass
+class Result:
+    name: str
+    params: int
+    steps: int
+    seconds: float
+    useful: int
+    loss: float
+
+    @property
+    def rate(self) -> float:
+        return self.useful / self.seconds if self.seconds else 0.0
+
+
+def timed(name: str, params: int, step, warmup: int, steps: int, device: torch.device) -> Result:
+    """Run ``warmup`` untimed steps, then ``steps`` timed ones; ``step()`` → (loss, useful count)."""
+    for _ in range(warmup):
+        step()
+    sync(device)
+    useful, loss = 0, math.nan
+    start = time.perf_counter()
+    for _ in range(steps):
+        loss, n = step()
+        useful += n
+    sync(device)
+    return Result(name, params, steps, time.perf_counter() - start, useful, loss)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def regulated_train_texts(data_dir: str) -> list[str]:
+    corpus = load_corpus("tang", data_dir, forms=list(FORMS))
+    return [s.text for s in corpus.split("train")]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", default=os.environ.get("POETGEN_DATA", "../shared/corpora"))
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per recipe")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps before timing")
+    parser.add_argument("--names-steps", type=int, default=2000, help="timed names for (c), one per step")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--skip", default="", help="letters of recipes to skip, e.g. 'cd'")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    device = pick_device(args.device)
+    print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads, "
+          f"{args.warmup} warm-up + {args.steps} timed steps")
+    results: dict[str, Result] = {}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = poetgen_trainer(args.data_dir, os.path.join(tmp, "b"), args.device, args.threads)
+        if "a" not in args.skip:
+            tok = build_vocab(trainer.cfg, trainer.corpus)  # the same vocabulary as poetgen's
+            data = textbook_data([s.text for s in trainer.corpus.split("train")], tok)
+            textbook = TextbookTrainer(len(tok), device)
+            batches = textbook_batches(data, 128, torch.Generator().manual_seed(0))
+            results["a"] = timed("(a) textbook: left-pad 125, full softmax, batch 128",
+                                 count_parameters(textbook.model), lambda: textbook.step(next(batches)),
+                                 args.warmup, args.steps, device)
+            report(results["a"])
+            del textbook
+        if "b" not in args.skip:
+            batches_b = poetgen_batches(trainer)
+            results["b"] = timed("(b) poetgen: bucketed batch 64, adaptive softmax",
+                                 count_parameters(trainer.model), lambda: poetgen_step(trainer, next(batches_b)),
+                                 args.warmup, args.steps, device)
+            report(results["b"])
+        if "c" not in args.skip:
+            names = TutorialNames(load_tutorial_names(args.data_dir), device)
+            results["c"] = timed("(c) names tutorial RNN, one name per step (letters read)",
+                                 count_parameters(names.rnn), names.step, args.warmup, args.names_steps, device)
+            report(results["c"])
+        if "d" not in args.skip:
+            custom = poetgen_trainer(args.data_dir, os.path.join(tmp, "d"), args.device, args.threads, cell="custom")
+            batches_d = poetgen_batches(custom)
+            results["d"] = timed("(d) poetgen, hand-written LSTM (--cell custom)",
+                                 count_parameters(custom.model), lambda: poetgen_step(custom, next(batches_d)),
+                                 args.warmup, args.steps, device)
+            report(results["d"])
+
+    if "a" in results and "b" in results:
+        print(f"ratio (b)/(a) useful chars/s: {results['b'].rate / results['a'].rate:.2f}x")
+    if "b" in results and "d" in results:
+        print(f"ratio (d)/(b) useful chars/s: {results['d'].rate / results['b'].rate:.2f}x")
+
+
+def report(r: Result) -> None:
+    print(f"{r.name}\n    params {r.params:,}  steps {r.steps}  {r.seconds:.2f} s  "
+          f"{r.seconds / max(r.steps, 1) * 1000:.1f} ms/step  useful {r.useful:,}  "
+          f"useful chars/s {r.rate:,.0f}  last loss {r.loss:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
