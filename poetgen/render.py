@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich import box
+from rich.align import Align
 from rich.columns import Columns
 from rich.console import Group
 from rich.panel import Panel
@@ -28,8 +29,12 @@ def verdict(check: dict) -> Text:
     return Text.from_markup(" · ".join(parts), style="dim")
 
 
-def poem_panel(poem: dict, title: str | None = None) -> Panel:
-    """A poem centred in a panel, one line per verse line, the checker's verdict beneath."""
+def poem_panel(poem: dict, title: str | None = None) -> Group:
+    """A poem in a panel, one couplet per row, the checker's verdict centred beneath.
+
+    The verdict is not the panel's subtitle: a 五绝 panel is narrower than the verdict and
+    Rich would cut it.
+    """
     text = poem["text"]
     verses, line = [], ""
     for ch in text:
@@ -42,10 +47,9 @@ def poem_panel(poem: dict, title: str | None = None) -> Panel:
     # Two verse lines per row: the way regulated verse is printed (one couplet per row).
     rows = ["".join(verses[i : i + 2]) for i in range(0, len(verses), 2)]
     body = Text("\n".join(rows), justify="center", style="bold")
+    panel = Panel(body, title=title or poem.get("form"), expand=False, padding=(1, 4), box=box.ROUNDED)
     check = poem.get("check") or {}
-    subtitle = verdict(check) if check else None
-    return Panel(body, title=title or poem.get("form"), subtitle=subtitle, expand=False, padding=(1, 4),
-                 box=box.ROUNDED)
+    return Group(Align.center(panel), Align.center(verdict(check))) if check else Group(Align.center(panel))
 
 
 def check_table(check: dict) -> Group:

@@ -22,7 +22,6 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from rich.align import Align
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -231,7 +230,7 @@ def _prefix_and_count(repl: Repl, args: str, name: str) -> tuple[str, int]:
 
 def _write(repl: Repl, prefix: str, n: int, acrostic: bool) -> None:
     from poetgen.poems import write_poems
-    from poetgen.render import poem_panel, verdict
+    from poetgen.render import poem_panel
 
     s = repl.settings
     sampling = s.sampling()
@@ -242,11 +241,7 @@ def _write(repl: Repl, prefix: str, n: int, acrostic: bool) -> None:
     for poem in poems:
         data = poem.to_dict()
         repl.last_poem = data["text"]
-        # The verdict goes on its own line beneath the panel: as the panel's subtitle it would be
-        # cut off, since a 五绝 panel is narrower than the verdict.
-        repl.out.print(Align.center(poem_panel({**data, "check": None})))
-        if data.get("check"):
-            repl.out.print(Align.center(verdict(data["check"])))
+        repl.out.print(poem_panel(data))
 
 
 @command("write [PREFIX] [N]", "write a poem that continues PREFIX",
