@@ -543,6 +543,104 @@ def _lines(stream: Any) -> Iterator[str]:
 
 
 # ---------------------------------------------------------------------------------------------
+# scoring, comparisons, reports
+
+
+@app.command()
+@handled
+def score(
+    source: Annotated[str, typer.Argument(help="A UTF-8 text file, one text per line, or '-' for stdin.")],
+    checkpoint: CheckpointOpt = None,
+    category: Annotated[str | None, typer.Option(help="Condition on this form / language (default: detected "
+                                                 "from the text, else a mixture of all).")] = None,
+    as_json: Json = False,
+) -> None:
+    """Per-character NLL (nats), perplexity and bits per character of each line, and in total."""
+    from poetgen.checkpoint import load_checkpoint, load_for
+    from poetgen.render import key_values
+    from poetgen.score import read_lines, score_lines, summarize
+
+    ck = load_checkpoint(checkpoint) if checkpoint else load_for("poems", None)
+    lines = read_lines(sys.stdin.buffer if source == "-" else Path(source))
+    scores = list(score_lines(ck, lines, category=category))
+    summary = summarize(scores)
+    if as_json:
+        emit_json([*(s.to_dict() for s in scores), {"summary": summary}])
+        return
+    from rich.table import Table
+
+    table = Table(box=None)
+    for col in ("line", "nll/char", "ppl", "chars", "oov", "text"):
+        table.add_column(col, justify="right" if col != "text" else "left")
+    for s in scores[:200]:  # the totals cover every line; the table shows the first 200
+        per = f"{s.nll_per_char:.3f}" if s.nll_per_char is not None else "-"
+        ppl = f"{s.perplexity:.1f}" if s.perplexity is not None else "-"
+        table.add_row(str(s.line), per, ppl, str(s.chars), str(s.oov), s.text[:40])
+    out.print(table)
+    if summary["oov"]:
+        err.print(f"[yellow]{summary['oov']} characters outside the vocabulary were not scored:[/] "
+                  f"{summary['unknown'][:80]}")
+    out.print(key_values({k: v for k, v in summary.items() if k != "unknown" and v is not None}, title="total"))
+
+
+@app.command()
+@handled
+def compare(
+    corpus: Annotated[str, typer.Option(help="names, tang, or a text file.")] = "names",
+    task: Annotated[str, typer.Option(help="classify or lm.")] = "classify",
+    models: Annotated[str, typer.Option(help="Comma-separated model[:cell] specs.")] = "rnn,lstm,gru,lstm:custom",
+    steps: Annotated[int | None, typer.Option(help="Same number of steps for every model.")] = None,
+    seconds: Annotated[float | None, typer.Option(help="Same wall-clock budget for every model.")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    data_dir: DataDir = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the runs, table and plot.")] = Path("runs/compare"),
+) -> None:
+    """Train several models with the same budget and seed; one table and one overlaid-curves PNG."""
+    from poetgen.compare import compare_models, markdown_table, table_of
+
+    specs = [m.strip() for m in models.split(",") if m.strip()]
+    if not specs:
+        raise PoetgenError("--models is empty")
+    rows = compare_models(corpus, task, specs, data_dir=data_dir, out=out_dir, budget_steps=steps,
+                          budget_seconds=seconds, seed=seed, quiet=False)
+    headers, cells = table_of(rows)
+    out.print(markdown_table(headers, cells))
+    out.print(f"[green]wrote[/] {out_dir / 'compare.md'}, {out_dir / 'compare.png'}")
+
+
+@app.command()
+@handled
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders (from train or compare).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for report.md / report.html.")] = Path("report"),
+    data_dir: DataDir = None,
+    samples: Annotated[bool, typer.Option("--samples/--no-samples", help="Include sample names / poems.")] = True,
+) -> None:
+    """A self-contained lab report: structure, curves, confusion matrix, comparison, samples."""
+    from poetgen.report import write_report
+
+    path = write_report(list(runs), out_dir, data_dir=data_dir, samples=samples)
+    out.print(f"[green]wrote[/] {path} and {path.with_suffix('.html')}")
+
+
+@app.command()
+@handled
+def plot(run: Annotated[Path, typer.Argument(help="A run folder with metrics.jsonl.")]) -> None:
+    """Draw loss / accuracy curves of a run into RUN/curves.png."""
+    from poetgen.plots import plot_run
+
+    out.print(f"[green]wrote[/] {plot_run(run)}")
+
+
+@app.command()
+def repl() -> None:
+    """The interactive shell (the same as running poetgen with no command)."""
+    from poetgen.repl import run_repl
+
+    raise typer.Exit(run_repl())
+
+
+# ---------------------------------------------------------------------------------------------
 # entry point
 
 
