@@ -14,9 +14,12 @@ A budget in seconds instead compares what each cell reaches in the same time (st
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import statistics
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -99,6 +102,27 @@ def evaluate_split(ck, data_dir: Path | str | None = None, split: str = "test") 
     return {**result, "nll": nll, "ppl": perplexity(nll), "tokens": tokens}
 
 
+def write_timing(run: Path, stamps: list[float]) -> None:
+    """``run/timing.json``: the median time of one training step, evaluations excluded.
+
+    ``wall_s / steps`` would count the periodic evaluations in, which cost differently per cell.
+    The median of the gaps between consecutive steps skips the few gaps that hold an evaluation.
+    """
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    if gaps:
+        median = statistics.median(gaps)
+        (run / "timing.json").write_text(json.dumps({"median_step_ms": 1000 * median, "steps_timed": len(gaps)}),
+                                         encoding="utf-8")
+
+
+def _step_ms(run: Path, wall: float, steps: int) -> float:
+    """Median step time from ``timing.json`` (written by compare), else wall time / steps."""
+    try:
+        return float(json.loads((run / "timing.json").read_text(encoding="utf-8"))["median_step_ms"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 1000 * wall / steps if steps else float("nan")
+
+
 def run_row(run: Path, label: str | None = None, data_dir: Path | str | None = None,
             evaluation: dict | None = None) -> dict:
     """One comparison row for a finished run folder (its best checkpoint, evaluated on test)."""
@@ -123,7 +147,7 @@ def run_row(run: Path, label: str | None = None, data_dir: Path | str | None = N
         "steps": steps,
         "epochs": last.get("epoch"),
         "wall_s": wall,
-        "ms_per_step": 1000 * wall / steps if steps else float("nan"),
+        "ms_per_step": _step_ms(run, wall, steps),
         "train_loss": last.get("train_loss"),
         "val_loss": last.get("val_loss"),
         "best_val_loss": min(r["val_loss"] for r in records if isinstance(r.get("val_loss"), int | float)),
@@ -196,7 +220,8 @@ def fairness_note(budget_steps: int | None, budget_seconds: float | None, seed: 
             "stopping off. Scores are of each run's best checkpoint (lowest validation loss) on the test "
             "split. The hand-written cells (`:custom`) loop over time steps in Python, so a step costs "
             "several times more than with torch's fused kernels: compare quality at equal steps, and read "
-            "the wall-time and ms/step columns for the price. Wall time includes the periodic evaluations.")
+            "the wall-time and ms/step columns for the price. Wall time includes the periodic evaluations; "
+            "ms/step is the median time of one training step, evaluations excluded.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,11 +297,16 @@ def compare_models(
         folder = out / folder_name(label)
         say({"event": "start", "label": label, "index": i, "total": len(specs), "run": str(folder)})
 
-        def progress(event: dict, label: str = label) -> None:
-            say({"event": "step", "label": label, **event})
+        stamps: list[float] = []
 
-        trainer = Trainer(cfg, folder, quiet=quiet, log=progress if log is not None else None)
+        def progress(event: dict, label: str = label, stamps: list[float] = stamps) -> None:
+            stamps.append(time.perf_counter())
+            if log is not None:
+                say({"event": "step", "label": label, **event})
+
+        trainer = Trainer(cfg, folder, quiet=quiet, log=progress)
         trainer.fit()
+        write_timing(folder, stamps)
         try:
             plot_run(folder)
         except PoetgenError:

@@ -8,6 +8,7 @@ and it works on a server without a display. Every function returns the PNG path 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -62,15 +63,14 @@ def read_metrics(run: Path | str) -> list[dict]:
     return records
 
 
+def _finite(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _series(records: list[dict], key: str) -> tuple[list[int], list[float]]:
     """(steps, values) of the records that have a finite number under ``key``."""
-    xs, ys = [], []
-    for r in records:
-        value = r.get(key)
-        if isinstance(value, int | float) and value == value and abs(value) != float("inf"):
-            xs.append(r["step"])
-            ys.append(float(value))
-    return xs, ys
+    pairs = [(r["step"], float(r[key])) for r in records if _finite(r.get(key))]
+    return [x for x, _ in pairs], [y for _, y in pairs]
 
 
 def _run_title(run: Path) -> str:
@@ -172,8 +172,8 @@ def plot_compare(runs: dict[str, Path], out: Path) -> Path:
             xs, ys = _series(records, "val_accuracy")
             right.plot(xs, ys, "-", color=colour, marker="o", markersize=3, label=label)
         else:
-            timed = [r for r in records if isinstance(r.get("wall_s"), int | float)]
-            right.plot([r["wall_s"] for r in timed], [r.get("val_loss") for r in timed], "-", color=colour,
+            timed = [r for r in records if _finite(r.get("wall_s")) and _finite(r.get("val_loss"))]
+            right.plot([r["wall_s"] for r in timed], [r["val_loss"] for r in timed], "-", color=colour,
                        marker="o", markersize=3, label=label)
     left.set_xlabel("step")
     left.set_ylabel("loss")

@@ -378,7 +378,8 @@ def write_report(runs: list[Path], out: Path, *, data_dir: Path | str | None = N
              "The runs trained for different numbers of steps: compare them with care. ")
             + "Scores are of each run's best checkpoint (lowest validation loss) on the test split. "
             "Hand-written cells (`custom`) loop over time steps in Python, so their steps cost more: "
-            "read the wall-time and ms/step columns for the price."))
+            "read the wall-time and ms/step columns for the price. ms/step is the median step time when the "
+            "runs came from `poetgen compare` (evaluations excluded), else wall time / steps."))
         png = plot_compare(dict(zip(labels, runs, strict=True)), out / "compare.png")
         blocks.append(Image(png, "loss and accuracy curves of all runs, overlaid"))
     blocks += sections

@@ -71,13 +71,14 @@ def test_compare_trains_every_spec_under_one_budget(compared):
     assert [(r["model"], r["cell"]) for r in rows] == [("rnn", "torch"), ("lstm", "torch"), ("gru", "torch"),
                                                        ("lstm", "custom")]
     for r in rows:
-        assert r["params"] > 0 and r["wall_s"] > 0
+        assert r["params"] > 0 and r["wall_s"] > 0 and 0 < r["ms_per_step"] < 1000 * r["wall_s"]
         assert 0 <= r["test_accuracy"] <= 1 and 0 <= r["test_macro_f1"] <= 1
         assert r["train_loss"] > 0 and r["val_loss"] > 0
     # the hand-written LSTM is the same network as nn.LSTM: same size, and (same seed) the same losses
     assert rows[1]["params"] == rows[3]["params"]
     assert rows[3]["val_loss"] == pytest.approx(rows[1]["val_loss"], rel=1e-3)
     assert {p.name for p in out.iterdir()} >= {"rnn", "lstm", "gru", "lstm-custom"}
+    assert json.loads((out / "rnn" / "timing.json").read_text())["steps_timed"] == STEPS - 1
 
 
 def test_compare_writes_table_json_and_figure(compared):
@@ -139,6 +140,7 @@ def test_report_of_a_name_generator(data, tmp_path):
     assert "names generator" in md and "Held-out test NLL" in md
     assert "Generated names" in md and "| Russian |" in md and "new names" in md
     assert "Comparison" not in md  # one run: nothing to compare
+    assert is_png(plot_compare({"gen": tmp_path / "gen"}, tmp_path / "lm.png"))  # loss against wall time
 
 
 def test_report_of_a_poem_model(tiny_data, tmp_path):
