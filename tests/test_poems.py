@@ -1,0 +1,374 @@
+"""Constrained poem writing (poetgen.poems): every sample keeps the form, rhyme and seeds behave.
+
+A tiny LSTM is trained once per session on the eight real poems of conftest plus synthetic
+poems of all four forms whose characters come from the 平水韵 table, so the vocabulary holds
+enough characters of every rhyme group for the rhyme constraints to be meaningful.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from poetgen import prosody
+from poetgen.checkpoint import Checkpoint, load_checkpoint, text_hash
+from poetgen.corpora import Sample, to_script
+from poetgen.errors import PoetgenError
+from poetgen.model import ModelConfig
+from poetgen.poems import (
+    FORMS,
+    Poem,
+    bigram_perplexity,
+    evaluate_poems,
+    heldout_perplexity,
+    is_cjk,
+    write_poems,
+)
+from poetgen.sample import Sampling
+from poetgen.train import TrainConfig, Trainer
+from tests.conftest import TINY_POEMS
+
+WIDTH = {"五": 5, "七": 7}
+POEMS = [*TINY_POEMS, ["青山隱隱水迢迢，秋盡江南草未凋。", "二十四橋明月夜，玉人何處教吹簫。"]]
+
+
+def _synthetic_poems(per_form: int = 60, seed: int = 0) -> list[dict]:
+    """Poems of random characters (all four forms) from the rhyme table, simplified-stable."""
+    rhymes = prosody.table("pingshui")
+    pool = [chr(c) for c in range(0x4E00, 0x9FA6)
+            if chr(c) in rhymes and rhymes.tone_mark(chr(c)) in "平仄" and to_script(chr(c), "simplified") == chr(c)]
+    rng = random.Random(seed)
+    pool = rng.sample(pool, 900)
+    items = []
+    for form, (lines, width) in FORMS.items():
+        for k in range(per_form):
+            text = ["".join(rng.sample(pool, width)) for _ in range(lines)]
+            paragraphs = [f"{text[i]}，{text[i + 1]}。" for i in range(0, lines, 2)]
+            items.append({"author": "synthetic", "title": f"{form}{k}", "paragraphs": paragraphs})
+    return items
+
+
+@pytest.fixture(scope="session")
+def poem_ck(tmp_path_factory: pytest.TempPathFactory) -> Checkpoint:
+    root = tmp_path_factory.mktemp("poems")
+    quan = root / "data" / "chinese-poetry" / "quantangshi"
+    quan.mkdir(parents=True)
+    # The real poems, and variants with one character changed: the split is by content, so every
+    # character of the real poems lands in the training split (and the vocabulary) somewhere.
+    real = [{"author": "x", "title": f"t{i}-{k}", "paragraphs": [*p[:-1], p[-1][:-2] + "春夏秋冬"[k] + p[-1][-1:]]}
+            for i, p in enumerate(POEMS) for k in range(4)]
+    real += [{"author": "x", "title": f"t{i}", "paragraphs": p} for i, p in enumerate(POEMS)]
+    (quan / "poet.tang.0.json").write_text(json.dumps(real + _synthetic_poems(), ensure_ascii=False), "utf-8")
+    cfg = TrainConfig(corpus="tang", data_dir=str(root / "data"), model=ModelConfig(embed=32, hidden=32, layers=1),
+                      max_steps=30, batch_size=16, eval_every=100, warmup=5)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny ops: threads only add overhead (and contention on shared CPUs)
+    try:
+        Trainer(cfg, root / "run", quiet=True).fit()
+    finally:
+        torch.set_num_threads(before)
+    return load_checkpoint(root / "run")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def assert_well_formed(poem: Poem, ck: Checkpoint, *, lines: int, width: int, repeats: bool = False,
+                       rhyme: bool = True, scheme: str = "pingshui", given: int = 0) -> None:
+    """Exact shape, marks only at line ends, alternating ，/。, no specials, rhyme in one 平 group.
+
+    ``given``: how many whole lines came from the prefix (the tone rule binds only the others).
+    """
+    assert len(poem.lines) == lines, poem.text
+    assert all(len(line) == width for line in poem.lines), poem.text
+    marks = [poem.text[(width + 1) * (i + 1) - 1] for i in range(lines)]
+    assert len(poem.text) == lines * (width + 1), poem.text
+    for i, mark in enumerate(marks):
+        wanted = "，？！" if i % 2 == 0 and i < lines - 1 else "。？！"
+        assert mark in wanted, poem.text
+    assert "".join(line + mark for line, mark in zip(poem.lines, marks, strict=True)) == poem.text
+    for line in poem.lines:
+        assert all(is_cjk(ch) for ch in line), line
+        assert "<" not in line
+        if not repeats:
+            assert len(set(line)) == len(line), f"repeat in {line}"
+    check = prosody.check_poem(poem.text, scheme)
+    if lines % 2 == 0:  # an odd line count ends "，。。" as we want, but the checker wants couplets
+        assert check.rules["punctuation"], poem.text
+    if lines in (4, 8):
+        assert check.rules["form"], poem.text
+    if rhyme:
+        rhymes = prosody.table(scheme)
+        ends = [line[-1] for line in poem.lines[1::2]]
+        shared = set.intersection(*(rhymes.level_groups(ch) for ch in ends))
+        assert shared, f"{poem.text}: {ends} share no level group"
+        assert check.rules["level_rhyme"], poem.text
+        assert poem.rhyme_group in shared
+        if not repeats:
+            assert len(set(ends)) == len(ends), f"rhyme character repeated in {poem.text}"
+        for i in range(max(2, given + given % 2), lines - 1, 2):  # lines 3, 5, 7 end in an oblique (仄) character
+            line = poem.lines[i]
+            assert prosody.OBLIQUE in rhymes.tones(line[-1]), poem.text
+
+
+# ---------------------------------------------------------------------------------------------
+# Form, rhyme, shape
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+def test_every_sample_of_every_form_is_exact(poem_ck: Checkpoint, form: str) -> None:
+    lines, width = FORMS[form]
+    poems = write_poems(poem_ck, form=form, n=40, sampling=Sampling(temperature=1.0, seed=7))
+    assert len(poems) == 40
+    for poem in poems:
+        assert poem.form == form
+        assert_well_formed(poem, poem_ck, lines=lines, width=width)
+        assert poem.check["rules"]["form"] and poem.check["rules"]["level_rhyme"]
+
+
+def test_auto_form_comes_from_the_prefix(poem_ck: Checkpoint) -> None:
+    assert write_poems(poem_ck, "白日依山尽，", sampling=Sampling(seed=1))[0].form == "五绝"
+    assert write_poems(poem_ck, "青山", sampling=Sampling(seed=1))[0].form == "七绝"
+    assert write_poems(poem_ck, sampling=Sampling(seed=1))[0].form == "七绝"
+    five = "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。床前明月光，"
+    poem = write_poems(poem_ck, five, sampling=Sampling(seed=1))[0]
+    assert poem.form == "五律" and poem.text.startswith(five)
+    assert_well_formed(poem, poem_ck, lines=8, width=5, given=5)
+
+
+def test_prefix_is_kept_and_continued(poem_ck: Checkpoint) -> None:
+    for poem in write_poems(poem_ck, "白日依山尽,黄河", n=10, sampling=Sampling(seed=3)):  # ASCII comma
+        assert poem.text.startswith("白日依山尽，黄河")
+        assert_well_formed(poem, poem_ck, lines=4, width=5)
+
+
+def test_prefix_with_a_question_mark(poem_ck: Checkpoint) -> None:
+    for poem in write_poems(poem_ck, "床前明月光？疑是地上霜。举", n=10, sampling=Sampling(seed=4)):
+        assert poem.text.startswith("床前明月光？疑是地上霜。举")
+        assert_well_formed(poem, poem_ck, lines=4, width=5)
+
+
+def test_a_prefix_holding_a_rhyme_fixes_the_group(poem_ck: Checkpoint) -> None:
+    for poem in write_poems(poem_ck, "白日依山尽，黄河入海流。", n=10, sampling=Sampling(seed=5)):
+        assert poem.rhyme_group == "下平聲十一尤", poem.text
+        assert_well_formed(poem, poem_ck, lines=4, width=5)
+
+
+def test_a_whole_poem_as_prefix_comes_back(poem_ck: Checkpoint) -> None:
+    text = "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。"
+    assert [p.text for p in write_poems(poem_ck, text, n=2, sampling=Sampling(seed=1))] == [text, text]
+
+
+def test_an_empty_prefix_writes_from_scratch(poem_ck: Checkpoint) -> None:
+    poem = write_poems(poem_ck, "", form="五律", sampling=Sampling(seed=11))[0]
+    assert_well_formed(poem, poem_ck, lines=8, width=5)
+
+
+def test_options_that_lift_rules_still_keep_the_shape(poem_ck: Checkpoint) -> None:
+    for poem in write_poems(poem_ck, "青山", form="七律", n=10, rhyme=False, allow_repeats=True, allow_copies=True,
+                            sampling=Sampling(temperature=1.5, seed=2)):
+        assert_well_formed(poem, poem_ck, lines=8, width=7, repeats=True, rhyme=False)
+
+
+def test_xinyun_rhymes(poem_ck: Checkpoint) -> None:
+    for poem in write_poems(poem_ck, form="五绝", n=10, rhyme_scheme="xinyun", sampling=Sampling(seed=8)):
+        assert_well_formed(poem, poem_ck, lines=4, width=5, scheme="xinyun")
+
+
+def test_mood_is_fed_but_not_printed(poem_ck: Checkpoint) -> None:
+    plain = write_poems(poem_ck, "青山", n=5, sampling=Sampling(seed=9))
+    moody = write_poems(poem_ck, "青山", n=5, mood="明月 孤舟 寒江雪", sampling=Sampling(seed=9))
+    assert [p.text for p in plain] != [p.text for p in moody]
+    for poem in moody:
+        assert_well_formed(poem, poem_ck, lines=4, width=7)
+
+
+# ---------------------------------------------------------------------------------------------
+# Acrostics
+
+
+@pytest.mark.parametrize(("heads", "form", "name"), [
+    ("明月孤舟", "auto", "七绝"), ("明月孤舟", "五绝", "五绝"), ("白日依山千里江陵", "五律", "五律"),
+    ("白日依山千里江陵", "auto", "七律"), ("春眠觉", "五绝", "五古"), ("明 月 孤 舟 寒 江", "auto", "七古"),
+])
+def test_acrostic_heads_start_every_line(poem_ck: Checkpoint, heads: str, form: str, name: str) -> None:
+    chars = heads.replace(" ", "")
+    width = WIDTH[name[0]]
+    for poem in write_poems(poem_ck, heads, form=form, acrostic=True, n=10, sampling=Sampling(seed=12)):
+        assert poem.form == name
+        assert [line[0] for line in poem.lines] == list(chars), poem.text
+        assert_well_formed(poem, poem_ck, lines=len(chars), width=width)
+
+
+def test_acrostic_heads_in_traditional_script(poem_ck: Checkpoint) -> None:
+    poem = write_poems(poem_ck, "孤舟萬徑", acrostic=True, sampling=Sampling(seed=1))[0]
+    assert [line[0] for line in poem.lines] == list("孤舟万径")
+
+
+# ---------------------------------------------------------------------------------------------
+# Seeds, batches, scripts, novelty
+
+
+def test_same_seed_same_poems_other_seed_other_poems(poem_ck: Checkpoint) -> None:
+    a = write_poems(poem_ck, "青山", n=5, sampling=Sampling(seed=42))
+    b = write_poems(poem_ck, "青山", n=5, sampling=Sampling(seed=42))
+    c = write_poems(poem_ck, "青山", n=5, sampling=Sampling(seed=43))
+    assert [p.text for p in a] == [p.text for p in b]
+    assert [p.text for p in a] != [p.text for p in c]
+    assert [p.seed for p in a] == [42, 43, 44, 45, 46]
+    assert len({p.text for p in a}) == 5  # rows of a batch differ
+
+
+def test_poem_i_is_reproduced_alone_by_its_seed(poem_ck: Checkpoint) -> None:
+    batch = write_poems(poem_ck, "明月", form="五律", n=4, sampling=Sampling(seed=100))
+    for poem in batch[1:3]:
+        alone = write_poems(poem_ck, "明月", form="五律", n=1, sampling=Sampling(seed=poem.seed))[0]
+        assert alone.text == poem.text
+
+
+def test_random_seed_is_reported(poem_ck: Checkpoint) -> None:
+    poem = write_poems(poem_ck, "青山", sampling=Sampling(seed=None))[0]
+    again = write_poems(poem_ck, "青山", sampling=Sampling(seed=poem.seed))[0]
+    assert again.text == poem.text
+
+
+def test_traditional_output(poem_ck: Checkpoint) -> None:
+    poems = write_poems(poem_ck, "白日依山盡，", n=10, script="traditional", sampling=Sampling(seed=5))
+    assert all(p.text.startswith("白日依山盡，") for p in poems)
+    simplified = write_poems(poem_ck, "白日依山尽，", n=10, sampling=Sampling(seed=5))
+    assert [to_script(p.text, "traditional") for p in simplified] == [p.text for p in poems]
+    for poem in poems:
+        assert_well_formed(poem, poem_ck, lines=4, width=5)
+
+
+def test_lines_seen_in_training_are_redrawn(poem_ck: Checkpoint) -> None:
+    first = write_poems(poem_ck, "青山", n=6, allow_copies=True, sampling=Sampling(temperature=0))
+    copied = {line for p in first for line in p.lines}
+    ck = dataclasses.replace(poem_ck, seen=frozenset(text_hash(line) for line in copied))
+    again = write_poems(ck, "青山", n=6, sampling=Sampling(temperature=0))
+    for poem in again:
+        for i, line in enumerate(poem.lines):
+            assert line not in copied or i in poem.copied_lines
+        assert_well_formed(poem, ck, lines=4, width=7)
+    assert not any(p.copied_lines for p in again)  # a re-draw found a new line each time
+    kept = write_poems(ck, "青山", n=6, allow_copies=True, sampling=Sampling(temperature=0))
+    assert [p.text for p in kept] == [p.text for p in first]
+
+
+def test_to_dict_is_json(poem_ck: Checkpoint) -> None:
+    data = write_poems(poem_ck, "青山", sampling=Sampling(seed=1))[0].to_dict()
+    assert {"text", "lines", "form", "rhyme_group", "seed", "check"} <= set(data)
+    json.dumps(data, ensure_ascii=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors: one clear line each
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"prefix": "", "acrostic": True}, "head characters"),
+    ({"prefix": "   ", "acrostic": True}, "head characters"),
+    ({"prefix": "明月？孤舟", "acrostic": True}, "'？' cannot start a line"),
+    ({"prefix": "明,月", "acrostic": True}, "'，' cannot start a line"),
+    ({"prefix": "明龘", "acrostic": True}, "never saw '龘'"),
+    ({"prefix": "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。白", "form": "五绝"}, "longer than a 五绝"),
+    ({"prefix": "白日依山尽黄，", "form": "五绝"}, "line 1 of the prefix has 6 characters"),
+    ({"prefix": "白日依，"}, "first line has 3 characters"),
+    ({"prefix": "青山龘"}, "never saw '龘'"),
+    ({"prefix": "青山abc"}, "'a', 'b', 'c'"),
+    ({"prefix": "青山12"}, "'1', '2'"),
+    ({"prefix": "青山🌙"}, "'🌙'"),
+    ({"prefix": "，青山"}, "no characters before it"),
+    ({"prefix": "青山", "n": 0}, "between 1 and 1000"),
+    ({"prefix": "青山", "n": 1001}, "between 1 and 1000"),
+    ({"prefix": "青山", "form": "六绝"}, "unknown form '六绝'"),
+    ({"prefix": "青山", "rhyme_scheme": "pingshu"}, "unknown rhyme scheme"),
+    ({"prefix": "青山", "script": "latin"}, "unknown script"),
+    ({"prefix": "青山", "sampling": Sampling(temperature=-1)}, "--temp"),
+    ({"prefix": "青山", "sampling": Sampling(top_p=0)}, "--top-p"),
+    ({"prefix": "青山", "sampling": Sampling(top_k=-2)}, "--top-k"),
+    ({"prefix": "青山", "mood": "abc"}, "the mood may hold only"),
+])
+def test_errors(poem_ck: Checkpoint, kwargs: dict, message: str) -> None:
+    prefix = kwargs.pop("prefix")
+    with pytest.raises(PoetgenError) as info:
+        write_poems(poem_ck, prefix, **kwargs)
+    assert message in str(info.value)
+    assert info.value.code == 2
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_character_suggests_the_other_script(poem_ck: Checkpoint) -> None:
+    # A model whose script is unknown (a custom corpus) gets no automatic conversion, only a hint.
+    meta = {**poem_ck.meta, "corpus": {**poem_ck.meta["corpus"], "script": None}}
+    ck = dataclasses.replace(poem_ck, meta=meta)
+    with pytest.raises(PoetgenError, match=r"never saw '黃'.*try '黄' for '黃'"):
+        write_poems(ck, "黃河")
+
+
+# ---------------------------------------------------------------------------------------------
+# Property: whatever the sampling settings, the form holds
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**31 - 1), temperature=st.sampled_from([0.0, 0.3, 0.8, 1.0, 2.0, 5.0]),
+       top_k=st.integers(0, 40), top_p=st.floats(0.01, 1.0), form=st.sampled_from(list(FORMS)),
+       acrostic=st.booleans())
+def test_form_holds_for_any_sampling(poem_ck: Checkpoint, seed: int, temperature: float, top_k: int, top_p: float,
+                                     form: str, acrostic: bool) -> None:
+    lines, width = FORMS[form]
+    heads = "白日依山千里江陵"[:lines] if acrostic else "青"
+    sampling = Sampling(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+    for poem in write_poems(poem_ck, heads, form=form, acrostic=acrostic, n=3, sampling=sampling):
+        assert_well_formed(poem, poem_ck, lines=lines, width=width)
+        if acrostic:
+            assert "".join(line[0] for line in poem.lines) == heads
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation
+
+
+def test_evaluate_poems_reports_rates(poem_ck: Checkpoint) -> None:
+    real = {"五绝": ["白日依山尽，黄河入海流。欲穷千里目，更上一层楼。",
+                    "床前明月光，疑是地上霜。举头望明月，低头思故乡。"]}
+    result = evaluate_poems(poem_ck, samples=6, forms=["五绝", "七律"], real_texts=real, seed=1)
+    row = result["五绝"]
+    assert row["poems"] == 6 and row["form_valid"] == 1.0 and row["rhyme"] == 1.0
+    assert row["rhyme_real"] == 1.0 and row["form_valid_real"] == 1.0 and row["poems_real"] == 2
+    assert 0 <= row["distinct2"] <= 1 and row["poems_per_s"] > 0 and row["copied_lines"] >= 0
+    assert result["七律"]["form_valid"] == 1.0 and "rhyme_real" not in result["七律"]
+    acro = evaluate_poems(poem_ck, samples=4, forms=["七绝"], prompts="acrostic", real_texts={})
+    assert acro["七绝"]["form_valid"] == 1.0
+    with pytest.raises(PoetgenError, match="prompt kind"):
+        evaluate_poems(poem_ck, prompts="suffix", real_texts={})
+
+
+def test_evaluate_poems_finds_the_corpus(poem_ck: Checkpoint) -> None:
+    data_dir = Path(poem_ck.meta["train"]["data_dir"])
+    result = evaluate_poems(poem_ck, samples=2, forms=["五绝"], data_dir=data_dir)
+    assert result["perplexity"] > 1 and result["bigram_perplexity"] > 1
+    assert "note" not in result
+
+
+def test_perplexities(poem_ck: Checkpoint) -> None:
+    train = [Sample("白日依山尽，黄河入海流。欲穷千里目，更上一层楼。", "五绝")] * 3
+    test = [Sample("床前明月光，疑是地上霜。举头望明月，低头思故乡。", "五绝")]
+    ppl = heldout_perplexity(poem_ck, test)
+    assert 1 < ppl < 10 * len(poem_ck.tokenizer)
+    bigram = bigram_perplexity(poem_ck, train, test, val=test)
+    assert 1 < bigram < 10 * len(poem_ck.tokenizer)
+    # A bigram fitted on the very text it is measured on is much better than one that never saw it.
+    assert bigram_perplexity(poem_ck, test, test, val=test) < bigram
