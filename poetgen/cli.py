@@ -278,14 +278,16 @@ def train(
     cfg.data_dir = str(data_dir) if data_dir else None
     cfg.seed, cfg.device, cfg.precision = seed, device, precision
     out_path = out_dir or Path("runs") / f"{Path(corpus).stem}-{task}-{cfg.model.model}"
-    with TrainingProgress(quiet) as log:
-        trainer = Trainer(cfg, out_path, resume=resume, quiet=quiet, log=log)
+    trainer = Trainer(cfg, out_path, resume=resume, quiet=quiet)
+    quiet = quiet or trainer.rank != 0
+    if not quiet:
         facts = describe(trainer)
-        if trainer.rank == 0 and not quiet:
-            err.print(f"{'resuming' if resume else 'training'} {cfg.model.model}/{cfg.model.cell} on {corpus} "
-                      f"({facts['parameters']:,} parameters, vocab {facts['vocab']}, {facts['train']} samples, "
-                      f"{facts['steps']} steps on {facts['device']}) → {out_path}")
-            err.print(str(trainer.model), style="dim")
+        err.print(f"{'resuming' if resume else 'training'} {cfg.model.model}/{cfg.model.cell} on {corpus} "
+                  f"({facts['parameters']:,} parameters, vocab {facts['vocab']}, {facts['train']} samples, "
+                  f"{facts['steps']} steps on {facts['device']}) → {out_path}")
+        err.print(str(trainer.model), style="dim")
+    with TrainingProgress(quiet) as log:
+        trainer.log = log
         try:
             record = trainer.fit()
         except KeyboardInterrupt:
@@ -560,6 +562,8 @@ def score(
     from poetgen.render import key_values
     from poetgen.score import read_lines, score_lines, summarize
 
+    if source != "-" and not Path(source).is_file():  # before the slow model load
+        raise PoetgenError(f"{source} does not exist or is not a file")
     ck = load_checkpoint(checkpoint) if checkpoint else load_for("poems", None)
     lines = read_lines(sys.stdin.buffer if source == "-" else Path(source))
     scores = list(score_lines(ck, lines, category=category))

@@ -38,6 +38,15 @@ class ModelConfig:
     bidirectional: bool = False  # classify only
 
     def validate(self) -> ModelConfig:
+        self.validate_choices()
+        if self.task == "classify" and self.num_categories < 2:
+            raise PoetgenError("a classifier needs at least two categories in the corpus")
+        if self.vocab_size <= 4:
+            raise PoetgenError("the vocabulary is empty: is the corpus empty?")
+        return self
+
+    def validate_choices(self) -> ModelConfig:
+        """What can be checked before the corpus is read: names and sizes."""
         if self.task not in TASKS:
             raise unknown("task", self.task, list(TASKS))
         if self.model not in MODELS:
@@ -50,10 +59,6 @@ class ModelConfig:
                 raise PoetgenError(f"--{name} must be between 1 and 8192, got {value}")
         if not 0 <= self.dropout < 1:
             raise PoetgenError(f"--dropout must be in [0, 1), got {self.dropout}")
-        if self.task == "classify" and self.num_categories < 2:
-            raise PoetgenError("a classifier needs at least two categories in the corpus")
-        if self.vocab_size <= 4:
-            raise PoetgenError("the vocabulary is empty: is the corpus empty?")
         return self
 
     def to_dict(self) -> dict:

@@ -80,6 +80,8 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise PoetgenError(message)
+        self.model.task = self.task
+        self.model.validate_choices()
         return self
 
     def to_dict(self) -> dict:
@@ -386,41 +388,42 @@ class Trainer:
         stop = False
         interrupted = _InterruptFlag()
         progress = self.log
+        lengths = [len(e.ids) for e in self.train_set]
+        orders: dict[int, list[list[int]]] = {}
         try:
             with interrupted:
                 while st.epoch < cfg.epochs and not stop:
-                    order = batch_order([len(e.ids) for e in self.train_set], cfg.batch_size, cfg.seed, st.epoch)
-                    while st.batch < len(order):
-                        loss, items = self.train_step(order[st.batch])
-                        if not math.isfinite(loss):
-                            raise PoetgenError(
-                                f"loss became {loss} at step {st.step + 1}; stopped, last good checkpoint kept "
-                                f"in {self.out} (try a lower --lr)", code=1)
-                        st.step += 1
-                        st.batch += 1
-                        window_items += items
-                        window_loss += loss
-                        window_steps += 1
-                        st.elapsed = time.perf_counter() - start
-                        if progress:
-                            progress({"step": st.step, "total": self.total_steps(), "loss": loss,
-                                      "chars_per_s": window_items / max(time.perf_counter() - window_start, 1e-9)})
-                        out_of_time = bool(cfg.max_time) and st.elapsed >= cfg.max_time
-                        out_of_steps = bool(cfg.max_steps) and st.step >= cfg.max_steps
-                        end_of_epoch = st.batch >= len(order)
-                        if st.step % cfg.eval_every == 0 or out_of_time or out_of_steps or end_of_epoch:
-                            if end_of_epoch:
-                                st.epoch, st.batch = st.epoch + 1, 0
-                            now = time.perf_counter()
-                            record = self._eval_and_save(window_loss / window_steps,
-                                                         window_items / max(now - window_start, 1e-9))
-                            stop = record.get("early_stop", False)
-                            window_start, window_items, window_loss, window_steps = time.perf_counter(), 0, 0.0, 0
-                        if interrupted.hit:
-                            raise KeyboardInterrupt
-                        if stop or out_of_time or out_of_steps or end_of_epoch:
-                            stop = stop or out_of_time or out_of_steps
-                            break
+                    if st.epoch not in orders:
+                        orders = {st.epoch: batch_order(lengths, cfg.batch_size, cfg.seed, st.epoch)}
+                    order = orders[st.epoch]
+                    loss, items = self.train_step(order[st.batch])
+                    if not math.isfinite(loss):
+                        raise PoetgenError(
+                            f"loss became {loss} at step {st.step + 1}; stopped, last good checkpoint kept "
+                            f"in {self.out} (try a lower --lr)", code=1)
+                    st.step += 1
+                    st.batch += 1
+                    end_of_epoch = st.batch >= len(order)
+                    if end_of_epoch:  # roll over now, so a checkpoint taken here resumes at the next epoch
+                        st.epoch, st.batch = st.epoch + 1, 0
+                    window_items += items
+                    window_loss += loss
+                    window_steps += 1
+                    st.elapsed = time.perf_counter() - start
+                    if progress:
+                        progress({"step": st.step, "total": self.total_steps(), "loss": loss,
+                                  "chars_per_s": window_items / max(time.perf_counter() - window_start, 1e-9)})
+                    out_of_time = bool(cfg.max_time) and st.elapsed >= cfg.max_time
+                    out_of_steps = bool(cfg.max_steps) and st.step >= cfg.max_steps
+                    if st.step % cfg.eval_every == 0 or out_of_time or out_of_steps or end_of_epoch:
+                        now = time.perf_counter()
+                        record = self._eval_and_save(window_loss / window_steps,
+                                                     window_items / max(now - window_start, 1e-9))
+                        window_start, window_items, window_loss, window_steps = time.perf_counter(), 0, 0.0, 0
+                        stop = record.get("early_stop", False)
+                    if interrupted.hit:
+                        raise KeyboardInterrupt
+                    stop = stop or out_of_time or out_of_steps
         except KeyboardInterrupt:
             self.save("last", record, with_state=True)
             raise

@@ -1,0 +1,110 @@
+"""The command line: help, packaging, one-line errors with the right exit codes, --debug."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from poetgen.cli import app
+
+RUNNER = CliRunner()
+ENV = {"COLUMNS": "120", "NO_COLOR": "1"}
+
+
+def run(*args: str, input: str | None = None):  # noqa: A002, ANN201
+    return RUNNER.invoke(app, list(args), input=input, env=ENV)
+
+
+def test_help_lists_the_commands():
+    result = run("--help")
+    assert result.exit_code == 0
+    for command in ("train", "write", "check", "eval", "names", "classify", "score", "compare", "report", "corpus",
+                    "repl"):
+        assert command in result.output
+
+
+def test_python_dash_m_works_from_the_installed_package(tmp_path: Path):
+    result = subprocess.run([sys.executable, "-m", "poetgen", "--version"], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=120)
+    assert result.returncode == 0 and result.stdout.startswith("poetgen ")
+
+
+def test_corpus_info_prints_statistics(tiny_data: Path):
+    result = run("corpus", "info", "tang", "--data-dir", str(tiny_data), "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["categories"]["五绝"] >= 4 and info["categories"]["七绝"] >= 4
+    table = run("corpus", "info", "names", "--data-dir", str(tiny_data))
+    assert table.exit_code == 0 and "Russian" in table.output and "length" in table.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["corpus", "info", "tnag"], "did you mean 'tang'"),
+        (["corpus", "info", "tang", "--data-dir", "/nonexistent/folder"], "does not exist"),
+        (["train", "--model", "lstn", "--data-dir", "{data}"], "did you mean 'lstm'"),
+        (["train", "--batch-size", "0", "--data-dir", "{data}"], "--batch-size must be at least 1"),
+        (["train", "--corpus", "names", "--task", "clasify", "--data-dir", "{data}"], "unknown task"),
+        (["write", "青山", "--temp", "0"], "--temp must be > 0"),
+        (["write", "青山", "--top-p", "1.5"], "--top-p must be in (0, 1]"),
+        (["check", "   "], "the poem is empty"),
+        (["check", "床前明月光", "--scheme", "pingshiu"], "did you mean 'pingshui'"),
+        (["classify"], "give at least one name"),
+        (["score", "/nonexistent.txt"], "does not exist"),
+        (["plot", "/nonexistent-run"], "metrics"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tiny_data: Path, args: list[str], message: str):
+    result = run(*[a.replace("{data}", str(tiny_data)) for a in args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert len([line for line in result.output.splitlines() if line.strip()]) == 1, result.output
+
+
+def test_typer_usage_errors_exit_2():
+    assert run("write", "--num", "many").exit_code == 2
+    assert run("no-such-command").exit_code == 2
+
+
+def test_debug_shows_the_traceback(tiny_data: Path):
+    env = {**os.environ, "COLUMNS": "120"}
+    plain = subprocess.run([sys.executable, "-m", "poetgen", "corpus", "info", "tnag"], capture_output=True,
+                           text=True, env=env, timeout=120)
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+    debug = subprocess.run([sys.executable, "-m", "poetgen", "--debug", "corpus", "info", "tnag"],
+                           capture_output=True, text=True, env=env, timeout=120)
+    assert debug.returncode != 0 and "Traceback" in debug.stderr and "PoetgenError" in debug.stderr
+
+
+def test_check_reports_form_tones_and_rhyme():
+    result = run("check", "床前明月光，疑是地上霜。举头望明月，低头思故乡。", "--json")
+    assert result.exit_code == 0
+    data = json.loads(result.output)
+    assert data["form"] == "五绝" and data["rules"]["form"] and data["rules"]["rhyme"]
+    assert data["rhyme_chars"][-2:] == ["霜", "乡"]
+    table = run("check", "床前明月光，疑是地上霜。举头望明月，低头思故乡。")
+    assert "平" in table.output and "五绝" in table.output
+
+
+def test_train_writes_a_run_and_the_poem_commands_use_it(tiny_data: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    result = run("train", "--corpus", "tang", "--data-dir", str(tiny_data), "--max-steps", "4", "--batch-size", "8",
+                 "--hidden", "16", "--embed", "8", "--layers", "1", "--eval-every", "2", "--quiet", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert (out / "best.safetensors").exists() and (out / "metrics.jsonl").exists()
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert {"step", "epoch", "wall_s", "train_loss", "val_loss", "useful_chars_per_s"} <= set(records[-1])
+    again = run("train", "--corpus", "tang", "--data-dir", str(tiny_data), "--out", str(out), "--quiet")
+    assert again.exit_code == 2 and "already holds a run" in again.output
+    poem = run("write", "白日", "--checkpoint", str(out), "--seed", "1", "--form", "五绝", "--json")
+    assert poem.exit_code == 0, poem.output
+    text = json.loads(poem.output)[0]["text"]
+    assert text.startswith("白日") and len(text) == 24
