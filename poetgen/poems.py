@@ -17,13 +17,23 @@ Design, in short (details at each function):
   never a rhyme character used before (重韵). Line 1 is free: it rhymes when the model wants.
   A prefix that already holds a rhyme position fixes the group (or an oblique group, if that is
   what the user wrote). Odd lines after the first (3, 5, 7) end in a character that has a 仄
-  reading, as regulated verse wants. ``rhyme=False`` lifts both rules.
+  reading, as regulated verse wants.
+* Tone pattern (绝句 and 律诗, not 古体): at the 2nd, 4th and 6th character of every line, characters
+  whose tone is surely the wrong one are masked, so 二四六分明, 对 and 粘 hold; the model's first
+  sure-toned key character (or the prefix's) sets the pattern. Characters with both readings, or
+  unknown to the table, stay allowed (the checker never fails them either). ``tones=False`` lifts
+  this rule; ``rhyme=False`` lifts it and the two rhyme rules above.
 * Soft fallback: every rule after "a Chinese character" is a mask layer; in the (rare) row where
   all layers together leave nothing, the last layers are dropped one by one for that row only, so
   a draw is never impossible and never unbounded.
 * Mood: the mood text is fed first, as if it were an earlier poem (``<bos> mood <eos>``) before the
   poem's own ``<bos>``, and its characters get a small logit bonus (MOOD_BONUS nats) in the poem.
-  It is never printed.
+  It is never printed; its characters the model lacks are skipped.
+* Novelty: a drawn line identical to a training line (``ck.has_seen``) is re-drawn from the line's
+  start, at most NOVELTY_RETRIES times, with the copy's last character banned (so greedy decoding
+  escapes too); a line still copied after that is kept and listed in ``Poem.copied_lines``.
+* Input: ASCII marks become full width, spaces are ignored, either script is converted to the
+  model's (OpenCC); ？ and ！ typed at a line end are kept, other marks become ，/。 by position.
 * Seeds: poem ``i`` of a call draws its random numbers from its own generator seeded with
   ``seed + i`` (``seed`` drawn at random and reported when not given), and a row's random numbers do
   not depend on the other rows. So the same seed and options give the same poems, and poem ``i``
@@ -110,18 +120,26 @@ class VocabMasks:
         gindex = {g: i for i, g in enumerate(self.groups)}
         self.cjk = torch.zeros(V, dtype=torch.bool)
         self.oblique = torch.zeros(V, dtype=torch.bool)  # has a 仄 reading
+        self.tone = torch.full((V,), -1, dtype=torch.long)  # 0: surely 平, 1: surely 仄, -1: both or unknown
         level = torch.zeros(len(self.groups), V, dtype=torch.bool)  # read 平 in group g
         member = torch.zeros(len(self.groups), V, dtype=torch.bool)  # in group g, any tone
         for ch, i in self.char_id.items():
             if not is_cjk(ch):
                 continue
             self.cjk[i] = True
-            self.oblique[i] = prosody.OBLIQUE in rhymes.tones(ch)
+            tones = rhymes.tones(ch)
+            self.oblique[i] = prosody.OBLIQUE in tones
+            if len(tones) == 1:
+                self.tone[i] = 0 if prosody.LEVEL in tones else 1
             for g in rhymes.level_groups(ch):
                 level[gindex[g], i] = True
             for g in rhymes.groups(ch):
                 member[gindex[g], i] = True
         self.level, self.member = level, member
+        # Added at a 平仄 key slot: row 0 when 平 is wanted (sure-仄 characters out), 1 for 仄, 2 free.
+        self.tone_bias = torch.zeros(3, V)
+        self.tone_bias[0].masked_fill_(self.tone == 1, -math.inf)
+        self.tone_bias[1].masked_fill_(self.tone == 0, -math.inf)
         self.level_f, self.member_f = level.float(), member.float()
         if int(self.cjk.sum()) < 8 or COMMA not in self.char_id or STOP not in self.char_id:
             raise PoetgenError(f"{ck.path} cannot write poems: its vocabulary lacks Chinese characters or ，。 "
@@ -305,20 +323,23 @@ def plan_acrostic(ck: Checkpoint, vocab: VocabMasks, heads: str, form: str) -> _
 
 @dataclass
 class _Rows:
-    """Per-row rhyme state: candidate groups (b, G) and rhyme characters used so far (b, V)."""
+    """Per-row state: candidate rhyme groups (b, G), rhyme characters used so far (b, V), and the
+    tone pattern's base (b,): the tone (0 平, 1 仄) of line 1's 2nd character, -1 while unknown."""
 
     cand: Tensor
     rhymed: Tensor
+    base: Tensor
 
     def take(self, idx: Tensor) -> _Rows:
-        return _Rows(self.cand[idx], self.rhymed[idx])
+        return _Rows(self.cand[idx], self.rhymed[idx], self.base[idx])
 
     def put(self, idx: Tensor, other: _Rows) -> None:
         self.cand[idx] = other.cand
         self.rhymed[idx] = other.rhymed
+        self.base[idx] = other.base
 
     def clone(self) -> _Rows:
-        return _Rows(self.cand.clone(), self.rhymed.clone())
+        return _Rows(self.cand.clone(), self.rhymed.clone(), self.base.clone())
 
 
 def _take_state(state, idx: Tensor):
@@ -333,11 +354,20 @@ def _put_state(state, idx: Tensor, sub):
     return state.index_copy(1, idx, sub)
 
 
+def _key(line: int, pos: int) -> int | None:
+    """At a 平仄 key slot (the 2nd, 4th, 6th character of a line; ``pos`` 0-based), the tone relative
+    to the poem's base: keys alternate within a line (二四六分明), a couplet's lines are opposite
+    (对) and a couplet's first line repeats the line before it (粘); None elsewhere."""
+    if pos % 2 == 0 or pos > 5:
+        return None
+    return (pos // 2) % 2 ^ ((line + 1) // 2) % 2
+
+
 class _Decoder:
     """Writes ``B`` poems of one plan in lockstep, one token slot at a time."""
 
     def __init__(self, ck: Checkpoint, vocab: VocabMasks, plan: _Plan, sampling: Sampling, seeds: list[int], *,
-                 rhyme: bool, allow_repeats: bool, allow_copies: bool, mood: str) -> None:
+                 rhyme: bool, tones: bool, allow_repeats: bool, allow_copies: bool, mood: str) -> None:
         self.device = next(ck.model.parameters()).device
         vocab = vocab.on(self.device)
         self.ck, self.v, self.plan, self.sampling = ck, vocab, plan, sampling
@@ -355,7 +385,9 @@ class _Decoder:
         self.bias[chars] += MOOD_BONUS
         self.rhyme_lines = {i for i in range(1, self.L, 2)} if rhyme else set()
         self.oblique_lines = {i for i in range(2, self.L - 1, 2)} if rhyme else set()
+        self.tones = tones and self.L in (4, 8)  # the 平仄 pattern binds regulated verse, not 古体
         self._init_rhyme(V)
+        self._init_tones()
 
     def _init_rhyme(self, V: int) -> None:
         """Candidate groups before any drawing, from the rhyme characters the plan already fixes."""
@@ -377,9 +409,20 @@ class _Decoder:
         # Groups with too few members in the vocabulary could run dry: prefer the others.
         viable = cand & ((self.matrix & v.cjk).sum(1) >= open_positions + W)
         cand = viable if viable.any() else cand
-        self.rows = _Rows(cand.expand(self.B, -1).clone(), torch.zeros(self.B, V, dtype=torch.bool, device=self.device))
+        self.rows = _Rows(cand.expand(self.B, -1).clone(), torch.zeros(self.B, V, dtype=torch.bool, device=self.device),
+                          torch.full((self.B,), -1, dtype=torch.long, device=self.device))
         for t in fixed + [v.char_id[g[-1]] for g in self.plan.given[:1] if len(g) == W]:
             self.rows.rhymed[:, t] = True
+
+    def _init_tones(self) -> None:
+        """The tone pattern's base from the first key character of the prefix whose tone is sure."""
+        for line, text in enumerate(self.plan.given):
+            for pos, ch in enumerate(text):
+                key = _key(line, pos)
+                tone = int(self.v.tone[self.v.char_id[ch]])
+                if key is not None and tone >= 0:
+                    self.rows.base.fill_(tone ^ key)
+                    return
 
     # -- one slot ----------------------------------------------------------------------------
 
@@ -456,15 +499,24 @@ class _Decoder:
             if out:
                 logp = stepper.feed(out[-1])
             logits = logp.float() + self.bias
+            key = _key(line, pos) if self.tones and pos < last else None
             if pos < last:
                 if not self.allow_repeats and used.shape[1]:
                     logits.scatter_(1, used, -math.inf)
+                if key is not None:  # 二四六分明, 对, 粘: characters of the wrong (sure) tone are out
+                    want = torch.where(rows.base < 0, 2, rows.base ^ key)
+                    keyed = logits + self.v.tone_bias[want]
+                    alive = torch.isfinite(keyed.max(-1).values)  # (never empty in a real vocabulary)
+                    logits = keyed if bool(alive.all()) else torch.where(alive[:, None], keyed, logits)
             else:
                 seen = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, used, True)
                 logits.masked_fill_(~self._line_end_mask(rows, seen, line, ban), -math.inf)
             tok = self._draw(logits, self.u[index, line, attempt, pos])
             out.append(tok)
             used = torch.cat([used, tok[:, None]], dim=1)
+            if key is not None:
+                tone = self.v.tone[tok]
+                rows.base = torch.where((rows.base < 0) & (tone >= 0), tone ^ key, rows.base)
         if line in self.rhyme_lines:
             narrowed = rows.cand & self.matrix[:, tok].T
             rows.cand = torch.where(narrowed.any(-1, keepdim=True), narrowed, rows.cand)
@@ -543,8 +595,12 @@ def write_poems(
     ck: Checkpoint, prefix: str = "", *, form: str = AUTO, acrostic: bool = False, n: int = 1,
     sampling: Sampling | None = None, rhyme: bool = True, rhyme_scheme: str = "pingshui",
     allow_repeats: bool = False, allow_copies: bool = False, mood: str = "", script: str | None = None,
+    tones: bool = True,
 ) -> list[Poem]:
     """Write ``n`` poems in one batch; each keeps the form exactly (see the module docstring).
+
+    ``n`` poems are rows of one batch; poem ``i`` uses seed ``sampling.seed + i`` (a random base seed
+    when None), reported as ``Poem.seed``.
 
     ``prefix`` is continued (empty: a poem from scratch); with ``acrostic=True`` it holds the head
     characters instead, one per line. Input may be in either script and use ASCII marks; it is
@@ -567,8 +623,8 @@ def write_poems(
             raise PoetgenError("none of the mood's characters are in the model's vocabulary")
     base = sampling.seed if sampling.seed is not None else secrets.randbelow(2**31)
     seeds = [base + i for i in range(n)]
-    decoder = _Decoder(ck, vocab, plan, sampling, seeds, rhyme=rhyme, allow_repeats=allow_repeats,
-                       allow_copies=allow_copies, mood=mood_text)
+    decoder = _Decoder(ck, vocab, plan, sampling, seeds, rhyme=rhyme, tones=rhyme and tones,
+                       allow_repeats=allow_repeats, allow_copies=allow_copies, mood=mood_text)
     all_lines, copied = decoder.run()
     source, target = model_script(ck), script or model_script(ck)
     poems = []

@@ -86,10 +86,11 @@ def one_thread():
 
 
 def assert_well_formed(poem: Poem, ck: Checkpoint, *, lines: int, width: int, repeats: bool = False,
-                       rhyme: bool = True, scheme: str = "pingshui", given: int = 0) -> None:
+                       rhyme: bool = True, scheme: str = "pingshui", given: int = 0, pattern: bool = True) -> None:
     """Exact shape, marks only at line ends, alternating ，/。, no specials, rhyme in one 平 group.
 
-    ``given``: how many whole lines came from the prefix (the tone rule binds only the others).
+    ``given``: how many whole lines came from the prefix (the tone rule binds only the others);
+    ``pattern``: the 平仄 pattern must hold (not when the prefix breaks it, nor in 古体).
     """
     assert len(poem.lines) == lines, poem.text
     assert all(len(line) == width for line in poem.lines), poem.text
@@ -121,6 +122,8 @@ def assert_well_formed(poem: Poem, ck: Checkpoint, *, lines: int, width: int, re
         for i in range(max(2, given + given % 2), lines - 1, 2):  # lines 3, 5, 7 end in an oblique (仄) character
             line = poem.lines[i]
             assert prosody.OBLIQUE in rhymes.tones(line[-1]), poem.text
+        if pattern and lines in (4, 8):
+            assert check.rules["tone_pattern"], poem.text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -145,7 +148,7 @@ def test_auto_form_comes_from_the_prefix(poem_ck: Checkpoint) -> None:
     five = "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。床前明月光，"
     poem = write_poems(poem_ck, five, sampling=Sampling(seed=1))[0]
     assert poem.form == "五律" and poem.text.startswith(five)
-    assert_well_formed(poem, poem_ck, lines=8, width=5, given=5)
+    assert_well_formed(poem, poem_ck, lines=8, width=5, given=5, pattern=False)  # 粘 broken at line 5
 
 
 def test_prefix_is_kept_and_continued(poem_ck: Checkpoint) -> None:
@@ -157,7 +160,7 @@ def test_prefix_is_kept_and_continued(poem_ck: Checkpoint) -> None:
 def test_prefix_with_a_question_mark(poem_ck: Checkpoint) -> None:
     for poem in write_poems(poem_ck, "床前明月光？疑是地上霜。举", n=10, sampling=Sampling(seed=4)):
         assert poem.text.startswith("床前明月光？疑是地上霜。举")
-        assert_well_formed(poem, poem_ck, lines=4, width=5)
+        assert_well_formed(poem, poem_ck, lines=4, width=5, pattern=False)  # 是 上: both 仄
 
 
 def test_a_prefix_holding_a_rhyme_fixes_the_group(poem_ck: Checkpoint) -> None:
@@ -180,6 +183,8 @@ def test_options_that_lift_rules_still_keep_the_shape(poem_ck: Checkpoint) -> No
     for poem in write_poems(poem_ck, "青山", form="七律", n=10, rhyme=False, allow_repeats=True, allow_copies=True,
                             sampling=Sampling(temperature=1.5, seed=2)):
         assert_well_formed(poem, poem_ck, lines=8, width=7, repeats=True, rhyme=False)
+    for poem in write_poems(poem_ck, "青山", form="七律", n=10, tones=False, sampling=Sampling(seed=2)):
+        assert_well_formed(poem, poem_ck, lines=8, width=7, pattern=False)
 
 
 def test_xinyun_rhymes(poem_ck: Checkpoint) -> None:

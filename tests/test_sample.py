@@ -21,7 +21,7 @@ def kept(filtered: torch.Tensor) -> torch.Tensor:
     return torch.isfinite(filtered)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(logits=rows, k=st.integers(1, 50), temperature=st.floats(0.05, 5))
 def test_top_k_keeps_exactly_the_k_best(logits: list[list[float]], k: int, temperature: float) -> None:
     x = torch.tensor(logits)
@@ -32,7 +32,7 @@ def test_top_k_keeps_exactly_the_k_best(logits: list[list[float]], k: int, tempe
             assert row[mask].min() > row[~mask].max()
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(logits=rows, p=st.floats(0.01, 0.999), temperature=st.floats(0.05, 5))
 def test_top_p_keeps_the_smallest_nucleus(logits: list[list[float]], p: float, temperature: float) -> None:
     x = torch.tensor(logits, dtype=torch.float64)
@@ -48,7 +48,7 @@ def test_top_p_keeps_the_smallest_nucleus(logits: list[list[float]], p: float, t
         assert mass - smallest < p + 1e-9  # ... and drops nothing it could do without
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(logits=rows)
 def test_off_switches_change_nothing(logits: list[list[float]]) -> None:
     x = torch.tensor(logits)
@@ -56,7 +56,7 @@ def test_off_switches_change_nothing(logits: list[list[float]]) -> None:
     assert torch.allclose(filter_logits(x, 2.0, top_k=0, top_p=1.0), x / 2)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(logits=rows)
 def test_greedy_keeps_only_the_arg_max(logits: list[list[float]]) -> None:
     x = torch.tensor(logits)
@@ -70,7 +70,7 @@ def test_greedy_keeps_all_tied_maxima() -> None:
     assert kept(filter_logits(x, 0.0)).tolist() == [[False, True, True, False]]
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(logits=rows, seed=st.integers(0, 2**31 - 1), k=st.integers(0, 5), p=st.floats(0.05, 1.0),
        temperature=st.sampled_from([0.0, 0.01]) | st.floats(0.05, 3.0))
 def test_draw_never_picks_a_filtered_or_masked_token(logits: list[list[float]], seed: int, k: int, p: float,

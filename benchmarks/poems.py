@@ -1,0 +1,95 @@
+"""Poem quality and speed of a trained model, against real poems and a bigram, in one table.
+
+How to run (from the repository root, with the corpora at ../shared/corpora)::
+
+    python benchmarks/poems.py --data-dir ../shared/corpora                      # the shipped model
+    python benchmarks/poems.py --data-dir ../shared/corpora --checkpoint runs/tang --samples 50
+
+For each form (五绝 七绝 五律 七律) and each kind of prompt (a two-character prefix such as 青山,
+or acrostic heads such as 春夏秋冬), ``--samples`` poems are written with ``poetgen.poems.write_poems``
+(temperature ``--temp``, one batch per prompt, four prompts) and checked by ``poetgen.prosody``:
+
+* form %: the poem has the form's shape and punctuation (constrained decoding: should be 100);
+* rhyme %: even lines share a level-tone (平) group under 平水韵, beside the rate of the real
+  poems of that form in the test split under the same checker;
+* tone %: 二四六分明 and 对/粘 (not constrained: the model's own skill), beside the real rate;
+* copied %: generated lines identical to a training line (re-drawn, so near 0), beside the share
+  of real test-split lines that also occur in the training split (stock lines);
+* distinct-2: distinct character bigrams within lines / all of them, generated vs real;
+* poems/s: warm generation speed (after a warm-up call; masks cached), checker included.
+
+Then the held-out perplexity per token (``<eos>`` included) of the model on the test split, and of
+an interpolated character bigram fitted on the training split (λ tuned on the validation split),
+over the same tokens, in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from poetgen.checkpoint import load_for
+from poetgen.poems import FORMS, bigram_perplexity, evaluate_poems, evaluation_corpus, heldout_perplexity
+from poetgen.sample import Sampling
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", default=None, help="checkpoint file or run folder (default: the shipped model)")
+    parser.add_argument("--data-dir", default=None, help="folder holding chinese-poetry/quantangshi/*.json")
+    parser.add_argument("--samples", type=int, default=200, help="poems per form and prompt kind")
+    parser.add_argument("--temp", type=float, default=0.8)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scheme", default="pingshui", choices=["pingshui", "xinyun"])
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--forms", nargs="*", default=list(FORMS))
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    ck = load_for("poems", args.checkpoint)
+    corpus = evaluation_corpus(ck, args.data_dir)
+    test = corpus.split("test")
+    real = {form: [s.text for s in test if s.category == form] for form in args.forms}
+    sampling = Sampling(temperature=args.temp, seed=args.seed)
+
+    header = (f"{'form':<6} {'prompt':<8} {'form %':>6} {'rhyme % (real)':>15} {'tone % (real)':>14} "
+              f"{'copied % (real)':>16} {'distinct-2 (real)':>18} {'poems/s':>8}")
+    print(f"checkpoint {ck.path}  ({sum(p.numel() for p in ck.model.parameters()) / 1e6:.1f}M parameters, "
+          f"vocabulary {len(ck.tokenizer)}, torch threads {torch.get_num_threads()})")
+    print(f"{args.samples} poems per row, temperature {args.temp}, seed {args.seed}, {args.scheme}; "
+          f"real poems: test split ({', '.join(f'{f} {len(real[f])}' for f in args.forms)})")
+    print()
+    print(header)
+    print("-" * len(header))
+    for prompts in ("prefix", "acrostic"):
+        result = evaluate_poems(ck, samples=args.samples, forms=args.forms, prompts=prompts, seed=args.seed,
+                                real_texts=real, sampling=sampling, rhyme_scheme=args.scheme)
+        for form in args.forms:
+            r = result[form]
+            label = form + " " * (6 - 2 * len(form))  # CJK characters are two columns wide
+            print(f"{label} {prompts:<8} {pct(r['form_valid']):>6} {pair(r, 'rhyme'):>15} {pair(r, 'tone'):>14} "
+                  f"{pair(r, 'copied_lines'):>16} {pair(r, 'distinct2', percent=False):>18} "
+                  f"{r['poems_per_s']:>8.1f}")
+    print()
+    start = time.perf_counter()
+    model_ppl = heldout_perplexity(ck, test)
+    bigram_ppl = bigram_perplexity(ck, corpus.split("train"), test, corpus.split("val"))
+    print(f"held-out perplexity on the test split ({len(test)} poems): model {model_ppl:.1f}, "
+          f"interpolated character bigram {bigram_ppl:.1f} (model / bigram = {model_ppl / bigram_ppl:.2f}; "
+          f"{time.perf_counter() - start:.1f}s)")
+
+
+def pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def pair(row: dict, key: str, percent: bool = True) -> str:
+    fmt = pct if percent else (lambda x: "-" if x is None else f"{x:.3f}")
+    return f"{fmt(row.get(key))} ({fmt(row.get(key + '_real'))})"
+
+
+if __name__ == "__main__":
+    main()
