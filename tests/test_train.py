@@ -1,0 +1,157 @@
+"""The trainer on tiny corpora: every model and cell trains, losses start at ln V, a batch can be
+overfitted, seeds reproduce, an interrupted run resumes to the same weights, DDP matches one process."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from poetgen.checkpoint import load_checkpoint
+from poetgen.data import collate_lm
+from poetgen.errors import PoetgenError
+from poetgen.model import ModelConfig
+from poetgen.train import TrainConfig, Trainer
+
+
+def config(data: Path, **overrides) -> TrainConfig:  # noqa: ANN003
+    model = overrides.pop("model", ModelConfig(embed=16, hidden=24, layers=1, dropout=0.0))
+    base = {"corpus": "tang", "data_dir": str(data), "epochs": 2, "batch_size": 8, "lr": 1e-2, "warmup": 2,
+            "eval_every": 5, "threads": 1, "seed": 1}
+    return TrainConfig(model=model, **{**base, **overrides})
+
+
+def weights(run: Path, name: str = "last") -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return {k: v for k, v in load_file(str(run / f"{name}.safetensors")).items() if not k.startswith("_")}
+
+
+@pytest.mark.parametrize("model", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", ["torch", "custom"])
+def test_every_model_and_cell_trains_and_loads(tiny_data: Path, tmp_path: Path, model: str, cell: str):
+    cfg = config(tiny_data, max_steps=6, model=ModelConfig(model=model, cell=cell, embed=8, hidden=12, layers=2))
+    record = Trainer(cfg, tmp_path / "run").fit()
+    assert record["step"] == 6 and math.isfinite(record["val_loss"])
+    ck = load_checkpoint(tmp_path / "run")
+    assert ck.config.model == model and ck.config.cell == cell and ck.kind == "poems"
+    assert (tmp_path / "run" / "metrics.jsonl").read_text().count("\n") >= 1
+
+
+def test_classifier_trains_on_names(tiny_data: Path, tmp_path: Path):
+    cfg = config(tiny_data, corpus="names", task="classify", max_steps=60, eval_every=30, lr=2e-2,
+                 model=ModelConfig(task="classify", embed=16, hidden=32, layers=1, dropout=0.0))
+    record = Trainer(cfg, tmp_path / "cls").fit()
+    assert record["val_accuracy"] >= 0.5  # three very different spellings: chance is 1/3
+    assert 0 <= record["val_macro_f1"] <= 1
+    ck = load_checkpoint(tmp_path / "cls")
+    assert ck.kind == "classify" and ck.categories == ["Japanese", "Polish", "Russian"]
+
+
+def test_initial_loss_is_about_log_vocab(tiny_data: Path, tmp_path: Path):
+    trainer = Trainer(config(tiny_data), tmp_path / "run")
+    batch = trainer._collate(list(range(8)))
+    with torch.no_grad():
+        loss, count = trainer._loss(batch)
+    assert abs(loss.item() / count - math.log(len(trainer.tokenizer))) < 0.5
+
+
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_can_overfit_one_batch(tiny_data: Path, tmp_path: Path, adaptive: bool):
+    model = ModelConfig(embed=32, hidden=64, layers=1, dropout=0.0, adaptive=adaptive)
+    trainer = Trainer(config(tiny_data, model=model, lr=1e-2, schedule="constant", warmup=0), tmp_path / "run")
+    idx = list(range(8))
+    for _ in range(150):
+        loss, _ = trainer.train_step(idx)
+    assert loss < 0.3, f"could not overfit a single batch (loss {loss:.2f}): wiring bug?"
+
+
+def test_padding_never_counts(tiny_data: Path, tmp_path: Path):
+    trainer = Trainer(config(tiny_data), tmp_path / "run")
+    examples = [trainer.train_set[0], trainer.train_set[1]]
+    alone = [collate_lm([e]) for e in examples]
+    together = collate_lm(examples)
+    model = trainer.model.eval()
+    with torch.no_grad():
+        separate = sum(model(b["tokens"], b["targets"], b["category"]).item() for b in alone)
+        joint = model(together["tokens"], together["targets"], together["category"]).item()
+    assert joint == pytest.approx(separate, rel=1e-5)
+
+
+def test_same_seed_same_numbers(tiny_data: Path, tmp_path: Path):
+    model = ModelConfig(embed=16, hidden=24, layers=2, dropout=0.3)
+    a = Trainer(config(tiny_data, max_steps=8, model=model), tmp_path / "a").fit()
+    b = Trainer(config(tiny_data, max_steps=8, model=ModelConfig(**model.to_dict())), tmp_path / "b").fit()
+    assert a["val_loss"] == b["val_loss"]
+    for k, v in weights(tmp_path / "a").items():
+        assert torch.equal(v, weights(tmp_path / "b")[k]), k
+
+
+def test_interrupted_run_resumes_to_identical_weights(tiny_data: Path, tmp_path: Path):
+    model = ModelConfig(embed=16, hidden=24, layers=2, dropout=0.3)
+    Trainer(config(tiny_data, model=model), tmp_path / "full").fit()
+
+    def interrupt_at_step_7(event: dict) -> None:
+        if event["step"] == 7:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(config(tiny_data, model=ModelConfig(**model.to_dict())), tmp_path / "cut",
+                log=interrupt_at_step_7).fit()
+    resumed = Trainer(config(tiny_data, model=ModelConfig(**model.to_dict())), tmp_path / "cut", resume=True)
+    assert resumed.state.step == 7
+    resumed.fit()
+    full, cut = weights(tmp_path / "full"), weights(tmp_path / "cut")
+    for k in full:
+        torch.testing.assert_close(cut[k], full[k], rtol=0, atol=0, msg=k)
+
+
+def test_resume_refuses_a_different_config(tiny_data: Path, tmp_path: Path):
+    Trainer(config(tiny_data, max_steps=3), tmp_path / "run").fit()
+    with pytest.raises(PoetgenError, match="hidden=24, not 32"):
+        Trainer(config(tiny_data, model=ModelConfig(embed=16, hidden=32, layers=1)), tmp_path / "run", resume=True)
+    with pytest.raises(PoetgenError, match="already holds a run"):
+        Trainer(config(tiny_data), tmp_path / "run")
+
+
+def test_bad_settings_fail_clearly(tiny_data: Path, tmp_path: Path):
+    with pytest.raises(PoetgenError, match="larger than the training set"):
+        Trainer(config(tiny_data, batch_size=100_000), tmp_path / "a")
+    with pytest.raises(PoetgenError, match="did you mean 'lstm'"):
+        Trainer(config(tiny_data, model=ModelConfig(model="lstn")), tmp_path / "b")
+    with pytest.raises(PoetgenError, match="--hidden must be between"):
+        Trainer(config(tiny_data, model=ModelConfig(hidden=0)), tmp_path / "c")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(PoetgenError, match="cannot write to --out"):
+        Trainer(config(tiny_data), blocker / "run")
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data: Path, tmp_path: Path):
+    cfg = config(tiny_data, lr=1e30, clip=0.0, warmup=0, schedule="constant", eval_every=1)
+    with pytest.raises(PoetgenError, match=r"loss became (nan|inf) at step \d+"):
+        Trainer(cfg, tmp_path / "run").fit()
+    if (tmp_path / "run" / "last.safetensors").exists():  # loadable, never a half-written file
+        load_checkpoint(tmp_path / "run" / "last.safetensors")
+
+
+def test_two_process_ddp_matches_one_process(tiny_data: Path, tmp_path: Path):
+    common = ["--corpus", "tang", "--data-dir", str(tiny_data), "--max-steps", "4", "--batch-size", "8",
+              "--hidden", "16", "--embed", "8", "--layers", "1", "--dropout", "0", "--eval-every", "2", "--quiet",
+              "--full-softmax"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = subprocess.run([sys.executable, "-m", "poetgen", "train", *common, "--out", str(tmp_path / "one")],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert single.returncode == 0, single.stderr
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          "-m", "poetgen", "train", *common, "--out", str(tmp_path / "two")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    one, two = weights(tmp_path / "one"), weights(tmp_path / "two")
+    for k in one:
+        torch.testing.assert_close(two[k], one[k], rtol=1e-4, atol=1e-5, msg=k)
