@@ -61,6 +61,8 @@ def main() -> None:
           f"vocabulary {len(ck.tokenizer)}, torch threads {torch.get_num_threads()})")
     print(f"{args.samples} poems per row, temperature {args.temp}, seed {args.seed}, {args.scheme}; "
           f"real poems: test split ({', '.join(f'{f} {len(real[f])}' for f in args.forms)})")
+    if not ck.seen:
+        print("warning: the checkpoint holds no hashes of its training lines: copies are neither avoided nor counted")
     print()
     print(header)
     print("-" * len(header))

@@ -671,7 +671,8 @@ def eval_prompts(ck: Checkpoint, kind: str, lines: int, count: int = 4, seed: in
 def poem_stats(texts: Sequence[str], form: str | None = None, *, ck: Checkpoint | None = None,
                scheme: str = "pingshui") -> dict:
     """Rates over poems: form-valid (form + punctuation rules, and the wanted form), level rhyme,
-    tone pattern; share of lines seen in training (with ``ck``); distinct-2 (distinct character
+    tone pattern; share of lines seen in training (with a ``ck`` that carries the training lines'
+    hashes, else None); distinct-2 (distinct character
     bigrams within lines / all of them); repeat rate (mean share of a poem's characters that repeat
     an earlier one)."""
     checks = [prosody.check_poem(t, scheme) for t in texts]
@@ -688,7 +689,7 @@ def poem_stats(texts: Sequence[str], form: str | None = None, *, ck: Checkpoint 
                           for c in checks) / count,
         "rhyme": sum(c.rules["level_rhyme"] for c in checks) / count,
         "tone": sum(c.rules["tone_pattern"] for c in checks) / count,
-        "copied_lines": (sum(ck.has_seen(line) for line in lines) / max(len(lines), 1)) if ck is not None else None,
+        "copied_lines": (sum(ck.has_seen(line) for line in lines) / max(len(lines), 1)) if ck and ck.seen else None,
         "distinct2": len(set(bigrams)) / max(len(bigrams), 1),
         "repeat_rate": sum(repeats) / count,
     }
@@ -720,6 +721,8 @@ def evaluate_poems(
     sampling = (sampling or Sampling(temperature=0.8)).validate()
     result: dict = {"samples": samples, "prompts": prompts, "seed": seed, "scheme": rhyme_scheme,
                     "temperature": sampling.temperature, "top_k": sampling.top_k, "top_p": sampling.top_p}
+    if not ck.seen:
+        result["note_copies"] = "the checkpoint holds no hashes of its training lines: copies cannot be detected"
     corpus = None
     if real_texts is None:
         try:
@@ -757,7 +760,7 @@ def evaluate_poems(
         if real_texts and real_texts.get(form):
             real = poem_stats(real_texts[form], form, ck=ck, scheme=rhyme_scheme)
             row.update({f"{k}_real": v for k, v in real.items()})
-        result[form] = row
+        result[form] = {k: v for k, v in row.items() if v is not None}  # flat numbers, for tables
         examples[form], used_prompts[form] = texts[:3], heads
     result["examples"], result["prompt_texts"] = examples, used_prompts
     return result
