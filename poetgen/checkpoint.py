@@ -90,6 +90,7 @@ def save_checkpoint(
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         save_file(tensors, tmp, metadata={"poetgen": json.dumps(header, ensure_ascii=False)})
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; a checkpoint is meant to be shared
         os.replace(tmp, path)
     except OSError as e:
         if tmp is not None:
