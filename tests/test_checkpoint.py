@@ -26,11 +26,11 @@ class Marker:
     def __init__(self, path: str) -> None:
         self.path = path
 
-    def __reduce__(self):  # noqa: ANN204
+    def __reduce__(self):
         return (Path(self.path).touch, ())
 
 
-def small_checkpoint(path: Path, **config) -> Path:  # noqa: ANN003
+def small_checkpoint(path: Path, **config) -> Path:
     vocab = CharVocab.build(["白日依山尽，黄河入海流。"])
     cfg = ModelConfig(vocab_size=len(vocab), embed=8, hidden=8, layers=1, **config)
     model = build_model(cfg)
@@ -74,7 +74,7 @@ def test_truncated_file_is_refused(tmp_path: Path):
         load_checkpoint(path)
 
 
-def rewrite_metadata(path: Path, change) -> None:  # noqa: ANN001
+def rewrite_metadata(path: Path, change) -> None:
     """Edit the JSON header of a safetensors file in place (what a tamperer would do)."""
     data = path.read_bytes()
     (size,) = struct.unpack("<Q", data[:8])
@@ -106,7 +106,7 @@ def test_a_crash_mid_write_leaves_the_old_checkpoint(tmp_path: Path, monkeypatch
     path = small_checkpoint(tmp_path / "a.safetensors")
     before = path.read_bytes()
 
-    def disk_full(*args, **kwargs):  # noqa: ANN002, ANN003
+    def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("safetensors.torch.save_file", disk_full)

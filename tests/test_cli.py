@@ -17,7 +17,7 @@ RUNNER = CliRunner()
 ENV = {"COLUMNS": "120", "NO_COLOR": "1"}
 
 
-def run(*args: str, input: str | None = None):  # noqa: A002, ANN201
+def run(*args: str, input: str | None = None):
     return RUNNER.invoke(app, list(args), input=input, env=ENV)
 
 

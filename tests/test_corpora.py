@@ -21,7 +21,8 @@ def test_notes_are_stripped_one_at_a_time_not_greedily():
 def test_damaged_poems_are_dropped_and_punctuation_normalised():
     assert clean_poem(["秦川□帝宅，函谷壯皇居。"]) is None
     assert clean_poem(["秦川{汸番}宅，函谷壯皇居。"]) is None
-    assert clean_poem(["白日依山盡,黃河入海流.", "欲窮千里目?更上一層樓!"]) == "白日依山盡，黃河入海流。欲窮千里目？更上一層樓！"
+    ascii_marks = clean_poem(["白日依山盡,黃河入海流.", "欲窮千里目?更上一層樓!"])
+    assert ascii_marks == "白日依山盡，黃河入海流。欲窮千里目？更上一層樓！"
     assert clean_poem(["白日依山盡1，黃河入海流2。"]) == "白日依山盡，黃河入海流。"
     assert clean_poem(["[襟]袖依山盡，黃河入海流。"]) == "襟袖依山盡，黃河入海流。"
 

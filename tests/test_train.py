@@ -19,7 +19,7 @@ from poetgen.model import ModelConfig
 from poetgen.train import TrainConfig, Trainer
 
 
-def config(data: Path, **overrides) -> TrainConfig:  # noqa: ANN003
+def config(data: Path, **overrides) -> TrainConfig:
     model = overrides.pop("model", ModelConfig(embed=16, hidden=24, layers=1, dropout=0.0))
     base = {"corpus": "tang", "data_dir": str(data), "epochs": 2, "batch_size": 8, "lr": 1e-2, "warmup": 2,
             "eval_every": 5, "threads": 1, "seed": 1}
