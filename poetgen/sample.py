@@ -49,7 +49,8 @@ def filter_logits(logits: Tensor, temperature: float, top_k: int = 0, top_p: flo
     if temperature == 0:  # greedy: keep only the arg-max
         keep = logits == logits.max(dim=-1, keepdim=True).values
         return logits.masked_fill(~keep, -math.inf)
-    logits = logits / temperature
+    # Shift before dividing: a tiny temperature would otherwise overflow to inf (and NaN after softmax).
+    logits = (logits - logits.max(dim=-1, keepdim=True).values) / temperature
     if top_k > 0:
         k = min(top_k, logits.shape[-1])
         kth = torch.topk(logits, k, dim=-1).values[..., -1:]

@@ -22,7 +22,7 @@ from poetgen.corpora import FORMS, Corpus, load_corpus, poem_lines
 from poetgen.data import batch_order, collate_classify, collate_lm, encode, shard
 from poetgen.errors import PoetgenError, unknown
 from poetgen.metrics import classification_report, classifier_predictions, lm_nll
-from poetgen.model import ModelConfig, build_model, count_parameters
+from poetgen.model import Classifier, ModelConfig, build_model, count_parameters
 from poetgen.vocab import Tokenizer, build_tokenizer, tokenizer_from_dict
 
 SCHEDULES = ("cosine", "plateau", "constant")
@@ -217,6 +217,8 @@ class Trainer:
         cfg.model.num_categories = len(self.categories)
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.model).to(self.device)
+        if self.amp is not None:
+            _probe_autocast(self.model, self.device, self.amp, cfg.precision)
         self.optimizer = self._optimizer()
         self.seen = seen_tensor(seen_texts(self.corpus))
         self.state = RunState()
@@ -505,6 +507,21 @@ class _InterruptFlag:
     def __exit__(self, *exc: object) -> None:
         if self._old is not None:
             signal.signal(signal.SIGINT, self._old)
+
+
+def _probe_autocast(model: nn.Module, device: torch.device, dtype: torch.dtype, name: str) -> None:
+    """Fail at start, with one line, where the device's RNN kernels lack this precision (oneDNN's
+    fused LSTM on many CPUs has no bf16 forward), rather than crash at the first step."""
+    tokens = torch.ones(1, 2, dtype=torch.long, device=device)
+    try:
+        with torch.no_grad(), torch.autocast(device.type, dtype=dtype):
+            if isinstance(model, Classifier):
+                model(tokens, torch.tensor([2]))
+            else:
+                model.features(tokens, torch.zeros(1, dtype=torch.long, device=device))
+    except RuntimeError as e:
+        raise PoetgenError(f"--precision {name} is not supported by this model on {device.type} "
+                           f"({str(e).splitlines()[0][:80]}); use --precision fp32") from None
 
 
 def _distributed_setup() -> tuple[int, int]:
