@@ -18,6 +18,10 @@ from poetgen.checkpoint import Checkpoint
 from poetgen.errors import PoetgenError
 from poetgen.vocab import BOS, EOS, PAD, UNK
 
+# Below this temperature sampling is greedy in all but name, and dividing by it would overflow
+# float32 logits to inf (NaN after softmax): such temperatures are decoded greedily.
+GREEDY_BELOW = 1e-3
+
 
 @dataclass
 class Sampling:
@@ -46,11 +50,10 @@ class Sampling:
 
 def filter_logits(logits: Tensor, temperature: float, top_k: int = 0, top_p: float = 1.0) -> Tensor:
     """(B, V) logits → (B, V) logits with filtered entries set to -inf, in HF's order."""
-    if temperature == 0:  # greedy: keep only the arg-max
+    if temperature < GREEDY_BELOW:  # greedy: keep only the arg-max
         keep = logits == logits.max(dim=-1, keepdim=True).values
         return logits.masked_fill(~keep, -math.inf)
-    # Shift before dividing: a tiny temperature would otherwise overflow to inf (and NaN after softmax).
-    logits = (logits - logits.max(dim=-1, keepdim=True).values) / temperature
+    logits = logits / temperature
     if top_k > 0:
         k = min(top_k, logits.shape[-1])
         kth = torch.topk(logits, k, dim=-1).values[..., -1:]
@@ -68,7 +71,7 @@ def filter_logits(logits: Tensor, temperature: float, top_k: int = 0, top_p: flo
 def draw(logits: Tensor, sampling: Sampling, generator: torch.Generator) -> Tensor:
     """Sample one token id per row from (B, V) logits (already masked by constraints)."""
     filtered = filter_logits(logits.float(), sampling.temperature, sampling.top_k, sampling.top_p)
-    if sampling.temperature == 0:
+    if sampling.temperature < GREEDY_BELOW:
         return filtered.argmax(dim=-1)
     probs = torch.softmax(filtered, dim=-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
