@@ -8,6 +8,7 @@ SIGKILL) mid-write leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -67,6 +68,7 @@ def save_checkpoint(
     dtype: torch.dtype | None = None, seen: Tensor | None = None,
 ) -> None:
     """Write weights (+ optional training state and seen-text hashes) and metadata atomically."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     tensors: dict[str, Tensor] = {}
@@ -92,10 +94,15 @@ def save_checkpoint(
         save_file(tensors, tmp, metadata={"poetgen": json.dumps(header, ensure_ascii=False)})
         os.chmod(tmp, 0o644)  # mkstemp makes files private; a checkpoint is meant to be shared
         os.replace(tmp, path)
-    except OSError as e:
+    except BaseException as e:  # Ctrl-C mid-write too: never leave the temporary file behind
         if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        raise PoetgenError(f"cannot write checkpoint {path}: {e.strerror or e}", code=1) from None
+            with contextlib.suppress(OSError):
+                Path(tmp).unlink(missing_ok=True)
+        # safetensors reports a full disk as SafetensorError ("I/O error: No space left on device")
+        if isinstance(e, OSError | SafetensorError):
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise PoetgenError(f"cannot write checkpoint {path}: {reason}", code=1) from None
+        raise
 
 
 def read_header(path: Path) -> tuple[dict, dict[str, Tensor]]:

@@ -6,8 +6,10 @@ Errors from the library (:class:`PoetgenError`) become one red line on stderr an
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,11 +17,43 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
 
 from poetgen import __version__
 from poetgen.errors import PoetgenError
 
+# click's base exception (typer vendors click in recent versions, so find it through typer)
+_CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+class OneLineErrors(TyperGroup):
+    """Usage errors found while parsing (unknown option, missing argument, a value that is not a
+    number) are reported like every other error: one line on stderr, exit code 2."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _CLICK_ERROR as e:
+            if type(e).__name__ == "NoArgsIsHelpError":  # `poetgen corpus`: help was asked for, in effect
+                ctx = getattr(e, "ctx", None)
+                if ctx is not None:
+                    out.print(ctx.get_help(), markup=False, highlight=False)
+                sys.exit(e.exit_code)
+            ctx = getattr(e, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            err.print(f"[bold red]error:[/] {escape(one_line(e.format_message()))}{escape(hint)}", soft_wrap=True)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            err.print("[bold red]error:[/] aborted", soft_wrap=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=OneLineErrors,
     name="poetgen",
     help="Train recurrent language models and write Tang poems and names with them.",
     rich_markup_mode="rich",
@@ -43,9 +77,20 @@ MODEL = "Model"
 OPTIM = "Optimisation"
 DATA = "Data"
 
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Raw-data folder (else $POETGEN_DATA, "
+
+def _path(value: Any) -> Path:
+    """Parse a path option: an empty string (an unset shell variable, say) is an error, not '.'."""
+    if isinstance(value, Path):
+        return value
+    if not str(value).strip():
+        raise typer.BadParameter("the path is empty")
+    return Path(value)
+
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", parser=_path, help="Raw-data folder (else $POETGEN_DATA, "
                                               "else ~/.cache/poetgen).", rich_help_panel=DATA)]
-CheckpointOpt = Annotated[Path | None, typer.Option("--checkpoint", "-c", help="A checkpoint file or run folder "
+CheckpointOpt = Annotated[Path | None, typer.Option("--checkpoint", "-c", parser=_path,
+                                                    help="A checkpoint file or run folder "
                                                     "(default: the model shipped with poetgen).")]
 Temp = Annotated[float, typer.Option("--temp", "--temperature", help="Sampling temperature (> 0).",
                                      rich_help_panel=SAMPLING)]
@@ -60,9 +105,41 @@ Greedy = Annotated[bool, typer.Option("--greedy", help="Always take the most lik
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
+MAX_MESSAGE = 400  # characters; a 10k-character argument echoed back helps nobody
+
+
+def one_line(message: str, limit: int = MAX_MESSAGE) -> str:
+    """Newlines folded into spaces and the middle of an over-long message cut out."""
+    message = re.sub(r"\s*\n\s*", " ", message.strip())
+    if len(message) > limit:
+        head, tail = limit * 2 // 3, limit // 3
+        message = f"{message[:head]} … {message[-tail:]}"
+    return message
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    # escape(): a message may quote user input such as "[/]", which Rich would read as markup
+    err.print(f"[bold red]error:[/] {escape(one_line(message))}", soft_wrap=True)
     return typer.Exit(code)
+
+
+# An OSError on a path the user typed is a usage error (2); anything else (I/O error, disk full,
+# permission denied) is a runtime failure (1).
+_PATH_ERRNOS = {errno.ENAMETOOLONG, errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ELOOP}
+
+
+def os_error_message(e: OSError) -> str:
+    where = f" {e.filename}" if e.filename else ""
+    return f"cannot access{where}: {e.strerror or e}"
+
+
+def _has_surrogates(value: Any) -> bool:
+    """Command-line bytes that are not UTF-8 reach Python as lone surrogates (PEP 383)."""
+    if isinstance(value, str):
+        return re.search("[\ud800-\udfff]", value) is not None
+    if isinstance(value, list | tuple):
+        return any(_has_surrogates(v) for v in value)
+    return False
 
 
 def handled(fn: F) -> F:
@@ -71,6 +148,9 @@ def handled(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            bad = [name for name, value in kwargs.items() if _has_surrogates(value)]  # Path values may be any bytes
+            if bad:
+                raise PoetgenError(f"the {bad[0].rstrip('_').replace('_', ' ')} given is not valid UTF-8 text")
             return fn(*args, **kwargs)
         except PoetgenError as e:
             if DEBUG["on"]:
@@ -83,6 +163,10 @@ def handled(fn: F) -> F:
             raise typer.Exit(130) from None
         except (typer.Exit, typer.Abort):
             raise
+        except OSError as e:  # a path the user typed, or the environment (disk full, I/O error)
+            if DEBUG["on"] or e.errno == errno.EPIPE:  # `poetgen classify - | head`: typer exits quietly
+                raise
+            raise fail(os_error_message(e), 2 if e.errno in _PATH_ERRNOS else 1) from None
         except Exception as e:  # a bug or an environment failure: still one line
             if DEBUG["on"]:
                 raise
@@ -95,9 +179,18 @@ def emit_json(data: Any) -> None:
     out.print_json(json.dumps(data, ensure_ascii=False))
 
 
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(seed: int | None) -> None:
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise PoetgenError(f"--seed must be between 0 and {MAX_SEED}, got {seed}")
+
+
 def sampling_of(temp: float, top_k: int, top_p: float, seed: int | None, greedy: bool = False):
     from poetgen.sample import Sampling
 
+    check_seed(seed)
     if not greedy and temp <= 0:
         raise PoetgenError(f"--temp must be > 0, got {temp} (use --greedy for greedy decoding)")
     return Sampling(0.0 if greedy else temp, top_k, top_p, seed).validate()
@@ -140,7 +233,7 @@ def corpus_list(data_dir: DataDir = None) -> None:
     from poetgen import download, paths
 
     root = paths.data_dir(data_dir)
-    table = Table(title=f"corpora in {root}")
+    table = Table(title=f"corpora in {escape(str(root))}")
     for col in ("corpus", "status", "description"):
         table.add_column(col)
     for name in download.corpus_names():
@@ -183,7 +276,8 @@ def corpus_prepare(
 
     corpus = load_corpus(name, data_dir, script=script)
     counts = {k: len(corpus.split(k)) for k in ("train", "val", "test")}
-    out.print(f"[green]prepared[/] {name}: {len(corpus.samples)} samples {counts}, fingerprint {corpus.fingerprint}")
+    out.print(f"[green]prepared[/] {escape(name)}: {len(corpus.samples)} samples {counts}, "
+              f"fingerprint {corpus.fingerprint}")
 
 
 @corpus_app.command("download")
@@ -198,13 +292,17 @@ def corpus_download(
     """Download a corpus (needs internet), check its SHA-256 and unpack it into the data folder."""
     from poetgen import download, paths
 
+    if url is not None and not url.strip():
+        raise PoetgenError("--url is empty (leave it out to download from the manifest's address)")
+    if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+        raise PoetgenError("--sha256 must be 64 hexadecimal digits")
     root = Path(data_dir).expanduser() if data_dir else paths.data_dir(None)
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise PoetgenError(f"cannot create data folder {root}: {e.strerror}", code=1) from None
     where = download.download_corpus(name, root, url=url, sha256=sha256, progress=not quiet)
-    out.print(f"[green]downloaded[/] {name} into {where}")
+    out.print(f"[green]downloaded[/] {escape(name)} into {escape(str(where))}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,8 +351,8 @@ def train(
     seed: Annotated[int, typer.Option(rich_help_panel=OPTIM)] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     precision: Annotated[str, typer.Option(help="fp32, bf16 or fp16 (autocast).")] = "fp32",
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/CORPUS-TASK-MODEL).")]
-    = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", parser=_path,
+                                                 help="Run folder (default runs/CORPUS-TASK-MODEL).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")]
     = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -282,22 +380,23 @@ def train(
     quiet = quiet or trainer.rank != 0
     if not quiet:
         facts = describe(trainer)
-        err.print(f"{'resuming' if resume else 'training'} {cfg.model.model}/{cfg.model.cell} on {corpus} "
+        err.print(f"{'resuming' if resume else 'training'} {cfg.model.model}/{cfg.model.cell} on {escape(corpus)} "
                   f"({facts['parameters']:,} parameters, vocab {facts['vocab']}, {facts['train']} samples, "
-                  f"{facts['steps']} steps on {facts['device']}) → {out_path}")
-        err.print(str(trainer.model), style="dim")
+                  f"{facts['steps']} steps on {facts['device']}) → {escape(str(out_path))}")
+        err.print(str(trainer.model), style="dim", markup=False)
     with TrainingProgress(quiet) as log:
         trainer.log = log
         try:
             record = trainer.fit()
         except KeyboardInterrupt:
-            err.print(f"[yellow]interrupted:[/] saved {out_path / 'last.safetensors'}; continue with --resume")
+            last = escape(str(out_path / "last.safetensors"))
+            err.print(f"[yellow]interrupted:[/] saved {last}; continue with --resume", soft_wrap=True)
             raise typer.Exit(130) from None
     if trainer.rank == 0:
         _plot_quietly(out_path)
         summary = {k: v for k, v in record.items() if k in ("step", "epoch", "wall_s", "train_loss", "val_loss",
                                                              "val_accuracy", "val_macro_f1", "useful_chars_per_s")}
-        out.print(f"[green]done[/] {out_path / 'best.safetensors'}  " + json.dumps(summary))
+        out.print(f"[green]done[/] {escape(str(out_path / 'best.safetensors'))}  " + escape(json.dumps(summary)))
 
 
 def _plot_quietly(run: Path) -> None:
@@ -419,6 +518,7 @@ def evaluate(
     """Evaluate a model: poems (form, rhyme, copies, perplexity) or a names classifier / generator."""
     from poetgen.checkpoint import load_checkpoint, load_for
 
+    check_seed(seed)
     ck = load_checkpoint(checkpoint) if checkpoint else load_for("poems", None)
     if ck.kind == "poems":
         from poetgen.poems import evaluate_poems
@@ -493,7 +593,8 @@ def names(
 def classify(
     names_: Annotated[list[str] | None, typer.Argument(metavar="NAMES", help="Surnames, or '-' to read stdin.")]
     = None,
-    file: Annotated[Path | None, typer.Option("--file", "-f", help="Read names from a file, one per line.")] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", parser=_path,
+                                              help="Read names from a file, one per line.")] = None,
     top: Annotated[int, typer.Option(help="How many languages to show per name.")] = 3,
     checkpoint: CheckpointOpt = None,
     as_json: Json = False,
@@ -519,7 +620,13 @@ def classify(
             sys.stdout.write(f"{p.name}\t{best}\t{prob:.4f}\n")
         return
     results = [p.to_dict() for p in predictions]
-    emit_json(results) if as_json else out.print(classify_table(results))
+    if as_json:
+        emit_json(results)
+        return
+    # Names are user text: escape them, or a name such as "Ho[/]u" is read as Rich markup
+    shown = [{**r, "name": escape(r["name"]), "unknown_chars": [escape(c) for c in r["unknown_chars"]]}
+             for r in results]
+    out.print(classify_table(shown))
 
 
 def _name_source(args: list[str], file: Path | None) -> Iterator[str]:
@@ -528,20 +635,22 @@ def _name_source(args: list[str], file: Path | None) -> Iterator[str]:
     if file is not None:
         if not file.is_file():
             raise PoetgenError(f"{file} does not exist")
-        return _lines(file.open(encoding="utf-8", errors="strict"))
+        return _lines(file.open(encoding="utf-8", errors="strict"), str(file))
     if args == ["-"]:
-        return _lines(sys.stdin)
+        return _lines(sys.stdin, "stdin")
     if not args:
         raise PoetgenError("give at least one name (or '-' to read names from stdin)")
     return iter(args)
 
 
-def _lines(stream: Any) -> Iterator[str]:
+def _lines(stream: Any, where: str) -> Iterator[str]:
     try:
         for line in stream:
             yield line.rstrip("\n")
     except UnicodeDecodeError as e:
         raise PoetgenError(f"input is not UTF-8 text: {e.reason}") from None
+    except OSError as e:
+        raise PoetgenError(f"cannot read {where}: {e.strerror or e}", code=1) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -562,6 +671,8 @@ def score(
     from poetgen.render import key_values
     from poetgen.score import read_lines, score_lines, summarize
 
+    if not source.strip():
+        raise PoetgenError("give a text file to score, or '-' to read standard input")
     if source != "-" and not Path(source).is_file():  # before the slow model load
         raise PoetgenError(f"{source} does not exist or is not a file")
     ck = load_checkpoint(checkpoint) if checkpoint else load_for("poems", None)
@@ -579,11 +690,11 @@ def score(
     for s in scores[:200]:  # the totals cover every line; the table shows the first 200
         per = f"{s.nll_per_char:.3f}" if s.nll_per_char is not None else "-"
         ppl = f"{s.perplexity:.1f}" if s.perplexity is not None else "-"
-        table.add_row(str(s.line), per, ppl, str(s.chars), str(s.oov), s.text[:40])
+        table.add_row(str(s.line), per, ppl, str(s.chars), str(s.oov), escape(s.text[:40]))
     out.print(table)
     if summary["oov"]:
         err.print(f"[yellow]{summary['oov']} characters outside the vocabulary were not scored:[/] "
-                  f"{summary['unknown'][:80]}")
+                  f"{escape(summary['unknown'][:80])}", soft_wrap=True)
     out.print(key_values({k: v for k, v in summary.items() if k != "unknown" and v is not None}, title="total"))
 
 
@@ -597,7 +708,8 @@ def compare(
     seconds: Annotated[float | None, typer.Option(help="Same wall-clock budget for every model.")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     data_dir: DataDir = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the runs, table and plot.")] = Path("runs/compare"),
+    out_dir: Annotated[Path, typer.Option("--out", parser=_path, help="Folder for the runs, table and plot.")]
+    = Path("runs/compare"),
 ) -> None:
     """Train several models with the same budget and seed; one table and one overlaid-curves PNG."""
     from poetgen.compare import compare_models, markdown_table, table_of
@@ -605,18 +717,23 @@ def compare(
     specs = [m.strip() for m in models.split(",") if m.strip()]
     if not specs:
         raise PoetgenError("--models is empty")
+    check_seed(seed)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise PoetgenError(f"--out {out_dir} is a file; compare needs a folder")
+    out_dir.mkdir(parents=True, exist_ok=True)  # fail here, in one line, before any training starts
     rows = compare_models(corpus, task, specs, data_dir=data_dir, out=out_dir, budget_steps=steps,
                           budget_seconds=seconds, seed=seed, quiet=False)
     headers, cells = table_of(rows)
     out.print(markdown_table(headers, cells))
-    out.print(f"[green]wrote[/] {out_dir / 'compare.md'}, {out_dir / 'compare.png'}")
+    out.print(f"[green]wrote[/] {escape(str(out_dir / 'compare.md'))}, {escape(str(out_dir / 'compare.png'))}")
 
 
 @app.command()
 @handled
 def report(
-    runs: Annotated[list[Path], typer.Argument(help="Run folders (from train or compare).")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for report.md / report.html.")] = Path("report"),
+    runs: Annotated[list[Path], typer.Argument(parser=_path, help="Run folders (from train or compare).")],
+    out_dir: Annotated[Path, typer.Option("--out", parser=_path, help="Folder for report.md / report.html.")]
+    = Path("report"),
     data_dir: DataDir = None,
     samples: Annotated[bool, typer.Option("--samples/--no-samples", help="Include sample names / poems.")] = True,
 ) -> None:
@@ -624,16 +741,16 @@ def report(
     from poetgen.report import write_report
 
     path = write_report(list(runs), out_dir, data_dir=data_dir, samples=samples)
-    out.print(f"[green]wrote[/] {path} and {path.with_suffix('.html')}")
+    out.print(f"[green]wrote[/] {escape(str(path))} and {escape(str(path.with_suffix('.html')))}")
 
 
 @app.command()
 @handled
-def plot(run: Annotated[Path, typer.Argument(help="A run folder with metrics.jsonl.")]) -> None:
+def plot(run: Annotated[Path, typer.Argument(parser=_path, help="A run folder with metrics.jsonl.")]) -> None:
     """Draw loss / accuracy curves of a run into RUN/curves.png."""
     from poetgen.plots import plot_run
 
-    out.print(f"[green]wrote[/] {plot_run(run)}")
+    out.print(f"[green]wrote[/] {escape(str(plot_run(run)))}")
 
 
 @app.command()

@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 import random
 import re
+import tempfile
 import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
@@ -66,6 +68,8 @@ def load_corpus(
     """
     if script not in SCRIPTS:
         raise unknown("script", script, list(SCRIPTS))
+    if not name.strip():
+        raise PoetgenError(f"give a corpus: {', '.join(CORPORA)}, or a path to a text file")
     if name not in CORPORA:
         path = Path(name).expanduser()
         if path.suffix or path.exists() or "/" in name:
@@ -117,23 +121,30 @@ def _cached_tuple(name: str, script: str, fingerprint: str, files: tuple[Path, .
     tag = script if name != "names" else "all"
     cache = paths.cache_dir() / "prepared" / f"{name}-{tag}-{fingerprint}.jsonl"
     if cache.exists():
-        with cache.open(encoding="utf-8") as fh:
-            return tuple(Sample(**json.loads(line)) for line in fh)
+        try:
+            with cache.open(encoding="utf-8") as fh:
+                return tuple(Sample(**json.loads(line)) for line in fh)
+        except (OSError, ValueError, TypeError):
+            pass  # a damaged cache file is only a cache: prepare the corpus again and overwrite it
     samples = _prepare_names(files) if name == "names" else _prepare_poems(name, files, script)
     _write_jsonl_atomic(cache, samples)
     return tuple(samples)
 
 
 def _write_jsonl_atomic(path: Path, samples: list[Sample]) -> None:
+    # A temporary name of its own: two processes (DDP ranks, two terminals) may prepare at once.
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
             for s in samples:
                 fh.write(json.dumps(asdict(s), ensure_ascii=False) + "\n")
-        tmp.replace(path)
+        os.replace(tmp, path)
     except OSError:
-        pass  # a read-only cache only costs speed: the corpus is prepared again next time
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        # a read-only or full cache only costs speed: the corpus is prepared again next time
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,6 +162,10 @@ ALLOWED = re.compile(r"^[\u3400-\u9fff\U00020000-\U0002ffff，。？！；]+$")
 
 def clean_poem(paragraphs: list[str]) -> str | None:
     """Join a poem's lines and clean them; None when the poem is damaged or empty."""
+    if isinstance(paragraphs, str):  # a hand-made file may give the poem as one string
+        paragraphs = [paragraphs]
+    if not isinstance(paragraphs, list) or not all(isinstance(p, str) for p in paragraphs):
+        return None  # damaged record (numbers, nested lists): skip it like any damaged poem
     text = "".join(p.strip() for p in paragraphs)
     text = text.translate(ASCII_PUNCT).replace(" ", "").replace("\u3000", "")
     while True:  # notes may nest: 「…」 inside （…）; peel them from the inside out
@@ -187,9 +202,17 @@ def converter(config: str):
     return opencc.OpenCC(config)
 
 
+SURROGATES = re.compile("([\ud800-\udfff]+)")  # undecodable command-line bytes (PEP 383)
+
+
 def to_script(text: str, script: str) -> str:
-    """Convert between scripts with OpenCC (t2s is many-to-one; s2t may guess)."""
-    return converter("t2s" if script == "simplified" else "s2t").convert(text)
+    """Convert between scripts with OpenCC (t2s is many-to-one; s2t may guess).
+
+    Lone surrogates, which OpenCC cannot encode, are passed through unchanged."""
+    convert = converter("t2s" if script == "simplified" else "s2t").convert
+    if not SURROGATES.search(text):
+        return convert(text)
+    return "".join(part if i % 2 else convert(part) for i, part in enumerate(SURROGATES.split(text)))
 
 
 def _hash_split(key: str, val: float = 0.02, test: float = 0.02) -> str:

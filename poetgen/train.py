@@ -2,6 +2,11 @@
 
 corpus → tokenizer → encoded examples → model → AdamW + clipping + LR schedule → evaluation →
 ``metrics.jsonl`` + ``best``/``last`` checkpoints. Runs as is, or under ``torchrun`` with DDP.
+
+The corpus is read whole when the trainer starts, so changing or deleting the raw files during a
+run changes nothing (``--resume`` later checks the corpus fingerprint). Checkpoints are written
+before the evaluation's ``metrics.jsonl`` record, each atomically: a crash, a full disk or SIGKILL
+leaves the previous checkpoints whole and no record of an evaluation whose checkpoint is missing.
 """
 
 from __future__ import annotations
@@ -73,9 +78,16 @@ class TrainConfig:
             (self.lr > 0 and math.isfinite(self.lr), "--lr must be a positive number"),
             (self.epochs >= 1, "--epochs must be at least 1"),
             (self.max_steps >= 0, "--max-steps must not be negative"),
-            (self.clip >= 0, "--clip must not be negative"),
+            (self.clip >= 0, "--clip must be a number >= 0 (0 = off)"),
             (self.eval_every >= 1, "--eval-every must be at least 1"),
             (self.warmup >= 0, "--warmup must not be negative"),
+            # 0 means "no limit"; NaN would silently mean the same, negative would stop at once
+            (self.max_time >= 0, "--max-time must be a number of seconds >= 0 (0 = no limit)"),
+            (self.patience >= 0, "--patience must not be negative (0 = off)"),
+            (0 <= self.seed <= 2**63 - 1, f"--seed must be between 0 and {2**63 - 1}"),
+            (self.weight_decay >= 0 and math.isfinite(self.weight_decay), "weight decay must be a number >= 0"),
+            (self.min_freq >= 1 and self.max_vocab >= 0 and self.max_len >= 0 and self.threads >= 0,
+             "min_freq must be >= 1 and max_vocab, max_len, threads >= 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -200,6 +212,8 @@ class Trainer:
         resumed = self._check_resume() if resume else None
         if resumed is None:
             self._check_fresh_out()
+        if self.rank == 0:
+            _remove_stale_temp_files(self.out)
         meta = resumed[0] if resumed else None
         self.tokenizer = tokenizer_from_dict(meta["tokenizer"]) if meta else build_vocab(cfg, self.corpus)
         self.categories = meta["categories"] if meta else corpus_categories(cfg, self.corpus)
@@ -224,6 +238,8 @@ class Trainer:
         self.state = RunState()
         if resumed:
             self._restore(*resumed)
+            if self.rank == 0:
+                _trim_metrics(self.out / "metrics.jsonl", self.state.step)
         self.net = self.model
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -370,8 +386,11 @@ class Trainer:
     def _append_metrics(self, record: dict) -> None:
         if self.rank != 0:
             return
-        with (self.out / "metrics.jsonl").open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
+        try:
+            with (self.out / "metrics.jsonl").open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record) + "\n")
+        except OSError as e:
+            raise PoetgenError(f"cannot write {self.out / 'metrics.jsonl'}: {e.strerror or e}", code=1) from None
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -382,7 +401,10 @@ class Trainer:
         """
         cfg, st = self.cfg, self.state
         if self.rank == 0:
-            (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, ensure_ascii=False))
+            try:
+                (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, ensure_ascii=False))
+            except OSError as e:
+                raise PoetgenError(f"cannot write {self.out / 'config.json'}: {e.strerror or e}", code=1) from None
         self.model.train()
         start = time.perf_counter() - st.elapsed
         window_start, window_items, window_loss, window_steps = time.perf_counter(), 0, 0.0, 0
@@ -436,6 +458,10 @@ class Trainer:
     def _eval_and_save(self, train_loss: float, chars_per_s: float) -> dict:
         st = self.state
         metrics = self.evaluate()
+        if not math.isfinite(metrics["val_loss"]):  # the weights diverged: never save them
+            raise PoetgenError(
+                f"validation loss became {metrics['val_loss']} at step {st.step}; stopped, last good checkpoint "
+                f"kept in {self.out} (try a lower --lr)", code=1)
         record = {"step": st.step, "epoch": st.epoch, "wall_s": round(st.elapsed, 3),
                   "train_loss": train_loss, **metrics, "useful_chars_per_s": round(chars_per_s, 1),
                   "lr": self.lr_at(max(st.step - 1, 0))}
@@ -448,10 +474,12 @@ class Trainer:
                 st.lr_scale *= 0.5
         if self.cfg.patience and st.bad_evals >= self.cfg.patience:
             record["early_stop"] = True
-        self._append_metrics(record)
+        # Checkpoints first, the metrics line last: a failed save (disk full) or a kill leaves no
+        # record of an evaluation whose checkpoint does not exist.
         if improved:
             self.save("best", record)
         self.save("last", record, with_state=True)
+        self._append_metrics(record)
         return record
 
 
@@ -464,6 +492,34 @@ def describe(trainer: Trainer) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 # Helpers: optimizer state ↔ flat tensors, signals, torch.distributed
+
+
+def _remove_stale_temp_files(out: Path) -> None:
+    """Half-written checkpoints left by a killed process (``.last.safetensors.abc123.tmp``)."""
+    for name in ("best", "last"):
+        for tmp in out.glob(f".{name}.safetensors.*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
+def _trim_metrics(path: Path, step: int) -> None:
+    """Keep the complete records up to ``step``, the step a run resumes from: a kill mid-append
+    can leave half a line, and records past the checkpoint would be written again."""
+    if not path.exists():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if line.endswith("\n") and isinstance(record, dict) and isinstance(record.get("step"), int) \
+                and record["step"] <= step:
+            kept.append(line)
+    if kept != lines:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(kept), encoding="utf-8")
+        os.replace(tmp, path)
 
 
 def _flatten_optimizer(state: dict) -> dict[str, torch.Tensor]:

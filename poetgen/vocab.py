@@ -29,6 +29,8 @@ class Tokenizer:
             raise PoetgenError("vocabulary must start with <pad> <bos> <eos> <unk>")
         self.tokens = tokens
         self.index = {t: i for i, t in enumerate(tokens)}
+        if len(self.index) != len(tokens):  # a tampered checkpoint: ids would not round-trip
+            raise PoetgenError("vocabulary lists a token twice")
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -53,7 +55,8 @@ class Tokenizer:
 
 def _ranked(counts: Counter[str], min_freq: int, max_size: int | None) -> list[str]:
     # Sort by frequency, then by the token itself, so the same corpus always gives the same ids.
-    kept = sorted((t for t, n in counts.items() if n >= min_freq), key=lambda t: (-counts[t], t))
+    # (a word-level corpus may contain the text "<unk>": it must not become a second <unk>)
+    kept = sorted((t for t, n in counts.items() if n >= min_freq and t not in SPECIALS), key=lambda t: (-counts[t], t))
     if max_size is not None:
         kept = kept[: max(0, max_size - len(SPECIALS))]
     return [*SPECIALS, *kept]  # frequency order: adaptive softmax clusters rely on it
@@ -143,6 +146,8 @@ def build_tokenizer(
 
 
 def tokenizer_from_dict(data: dict) -> Tokenizer:
+    if not isinstance(data, dict):
+        raise PoetgenError("vocabulary in checkpoint is malformed")
     kind, tokens = data.get("kind"), data.get("tokens")
     if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
         raise PoetgenError("vocabulary in checkpoint is malformed")
@@ -151,5 +156,10 @@ def tokenizer_from_dict(data: dict) -> Tokenizer:
     if kind == "jieba":
         return JiebaVocab(tokens)
     if kind == "sentencepiece":
-        return SentencePieceVocab(tokens, base64.b64decode(data["model"]))
+        try:
+            return SentencePieceVocab(tokens, base64.b64decode(data["model"], validate=True))
+        except PoetgenError:
+            raise
+        except Exception:  # missing, not base64, or not a sentencepiece model (RuntimeError from C++)
+            raise PoetgenError("sentencepiece model in checkpoint is malformed") from None
     raise PoetgenError(f"unknown tokenizer kind '{kind}' in checkpoint")
