@@ -679,6 +679,9 @@ def score(
     lines = read_lines(sys.stdin.buffer if source == "-" else Path(source))
     scores = list(score_lines(ck, lines, category=category))
     summary = summarize(scores)
+    if not summary["chars"]:
+        raise PoetgenError(f"nothing to score: all {summary['oov']} characters are outside the model's vocabulary "
+                           f"({summary['unknown'][:20]})")
     if as_json:
         emit_json([*(s.to_dict() for s in scores), {"summary": summary}])
         return

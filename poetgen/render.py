@@ -104,9 +104,9 @@ def classify_table(predictions: list[dict]) -> Table:
     t.add_column("")
     for pred in predictions:
         for rank, (language, p) in enumerate(pred["top"]):
-            t.add_row(pred["name"] if rank == 0 else "", language, f"{p:.1%}", f"[green]{bar(p)}[/]")
+            t.add_row(Text(pred["name"]) if rank == 0 else "", language, f"{p:.1%}", f"[green]{bar(p)}[/]")
         if pred.get("unknown_chars"):
-            t.add_row("", f"[yellow]unknown letters: {' '.join(pred['unknown_chars'])}[/]", "", "")
+            t.add_row("", Text(f"unknown letters: {' '.join(pred['unknown_chars'])}", style="yellow"), "", "")
         t.add_section()
     return t
 
