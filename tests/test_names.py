@@ -19,12 +19,15 @@ from poetgen.errors import PoetgenError
 from poetgen.model import ModelConfig
 from poetgen.names import (
     canonical_case,
+    classifier_recipe,
     classify,
     evaluate_classifier,
     evaluate_generator,
     generate_all,
     generate_names,
+    generator_recipe,
     resolve_language,
+    train_names_model,
 )
 from poetgen.sample import Sampling
 from poetgen.train import TrainConfig, Trainer
@@ -64,7 +67,10 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _train(data_dir: Path, out: Path, task: str, model: ModelConfig, steps: int) -> Checkpoint:
     cfg = TrainConfig(corpus="names", task=task, data_dir=str(data_dir), model=model, max_steps=steps,
                       epochs=1000, batch_size=16, lr=1e-2, warmup=10, eval_every=steps, threads=1)
-    Trainer(cfg, out, quiet=True).fit()
+    if task == "classify":  # the shipped classifier's loss: class weights and label smoothing
+        train_names_model(cfg, out, quiet=True)
+    else:
+        Trainer(cfg, out, quiet=True).fit()
     return load_checkpoint(out / "last.safetensors")
 
 
@@ -169,6 +175,24 @@ def test_novel_names_are_never_training_names(gen_ck: Checkpoint, data_dir: Path
     assert novel and not any(gen_ck.has_seen(n) for n in novel)
 
 
+@pytest.mark.parametrize("guidance", [0.0, 1.0, 5.0])
+def test_guidance_levels_all_sample_valid_names(gen_ck: Checkpoint, guidance: float) -> None:
+    names = generate_names(gen_ck, "Polish", 5, sampling=Sampling(seed=2), guidance=guidance)
+    assert len(names) == 5 and all(names)
+    assert names == generate_names(gen_ck, "Polish", 5, sampling=Sampling(seed=2), guidance=guidance)
+
+
+@pytest.mark.parametrize("guidance", [-1.0, float("nan"), 21.0])
+def test_bad_guidance_is_an_error(gen_ck: Checkpoint, guidance: float) -> None:
+    with pytest.raises(PoetgenError, match="guidance"):
+        generate_names(gen_ck, "Polish", 3, guidance=guidance)
+
+
+def test_start_with_guidance_keeps_the_prefix(gen_ck: Checkpoint) -> None:
+    names = generate_names(gen_ck, "Japanese", 4, start="Ya", sampling=Sampling(seed=4), guidance=2.0)
+    assert names and all(n.startswith("Ya") for n in names)
+
+
 def test_fewer_distinct_names_than_asked_returns_what_exists(gen_ck: Checkpoint) -> None:
     greedy = generate_names(gen_ck, "Japanese", 5, sampling=Sampling(temperature=0.0))
     assert len(greedy) == 1
@@ -248,6 +272,26 @@ def test_classifier_beats_chance_clearly(cls_ck: Checkpoint, data_dir: Path) -> 
 
 # ---------------------------------------------------------------------------------------------
 # Evaluation
+
+
+def test_classifier_checkpoint_records_its_loss(cls_ck: Checkpoint) -> None:
+    assert cls_ck.meta["loss"] == {"class_weight_power": 0.3, "label_smoothing": 0.1}
+
+
+def test_recipes_are_valid() -> None:
+    cfg = classifier_recipe()
+    assert cfg.task == "classify" and cfg.model.bidirectional and cfg.validate() is cfg
+    assert generator_recipe().task == "lm"
+
+
+def test_weighted_language_model_trains(data_dir: Path, tmp_path: Path) -> None:
+    model = ModelConfig(model="gru", embed=8, hidden=16, layers=1, dropout=0.0, category_embed=4)
+    cfg = TrainConfig(corpus="names", task="lm", data_dir=str(data_dir), model=model, max_steps=30,
+                      batch_size=16, lr=1e-2, warmup=5, eval_every=30, threads=1)
+    record = train_names_model(cfg, tmp_path / "lm", class_weight_power=0.5, quiet=True)
+    ck = load_checkpoint(tmp_path / "lm")
+    assert record["val_loss"] < math.log(len(ck.tokenizer))  # learnt something, finite
+    assert ck.meta["loss"] == {"class_weight_power": 0.5, "label_smoothing": 0.0}
 
 
 def test_classifier_evaluation_has_sane_metrics(cls_ck: Checkpoint, data_dir: Path) -> None:
