@@ -623,10 +623,7 @@ def classify(
     if as_json:
         emit_json(results)
         return
-    # Names are user text: escape them, or a name such as "Ho[/]u" is read as Rich markup
-    shown = [{**r, "name": escape(r["name"]), "unknown_chars": [escape(c) for c in r["unknown_chars"]]}
-             for r in results]
-    out.print(classify_table(shown))
+    out.print(classify_table(results))  # the renderer shows names as plain text, never as markup
 
 
 def _name_source(args: list[str], file: Path | None) -> Iterator[str]:
