@@ -32,12 +32,13 @@ from poetgen.vocab import BOS, EOS, PAD, UNK
 
 # Chosen on the shipped generator (see benchmarks/names.py): at 0.8 the classifier agrees with the
 # requested language for >= 85% of the names while >= 60% of them are new (not in training).
-DEFAULT_TEMPERATURE = 0.8
+DEFAULT_TEMPERATURE = 0.9
 DEFAULT_GUIDANCE = 3.0  # language guidance γ (0 = plain sampling), see _sample_chunk
 MAX_NAMES = 1000  # per call (per language for generate_all)
 MAX_ROUNDS = 8  # oversampling rounds before giving up on finding more distinct names
 MAX_BATCH = 2048  # names drawn per language per round
 CHUNK = 256  # names run through the model at once (x18 rows with guidance)
+GUIDE_FROM = 0  # first step (character index after the start) that guidance applies to
 NAME_PUNCTUATION = frozenset("-' ")  # the non-letters a generated name may contain
 
 
@@ -164,13 +165,13 @@ def _sample_chunk(
     # step would be longer than max_len and is dropped.
     for step in range(max_len - len(start_ids) + 1):
         lp = log_probs.float().cpu().view(count, languages, -1)
-        if guidance:
+        own = lp[rows, target] if guidance else lp[:, 0]  # log P(c | prefix, X), (count, V)
+        if guidance and step >= GUIDE_FROM:
             posterior = prefix_ll.log_softmax(-1)  # log P(L | prefix), uniform prior, (count, C)
             mixture = torch.logsumexp(posterior[:, :, None] + lp, dim=1)  # log P(c | prefix), (count, V)
-            own = lp[rows, target]
             logits = own + guidance * (own - mixture)
         else:
-            logits = lp[:, 0].clone()
+            logits = own.clone()
         logits[:, banned] = -math.inf
         if step == 0 and not start_ids:
             logits[:, EOS] = -math.inf  # a name has at least one letter
