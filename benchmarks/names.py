@@ -25,7 +25,6 @@ import argparse
 import math
 import os
 import random
-import string
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import torch
+from throughput import ALL_LETTERS, N_LETTERS, RNN
 from torch import Tensor, nn
 
 from poetgen.checkpoint import bundled_checkpoint, load_for
@@ -48,26 +48,7 @@ TARGET_ACCURACY = 0.83
 # ---------------------------------------------------------------------------------------------
 # 1. The tutorial RNN
 
-ALL_LETTERS = string.ascii_letters + " .,;'"
-N_LETTERS = len(ALL_LETTERS)
-
-
-class RNN(nn.Module):
-    def __init__(self, input_size: int, hidden_size: int, output_size: int) -> None:
-        super().__init__()
-        self.hidden_size = hidden_size
-        self.i2h = nn.Linear(input_size + hidden_size, hidden_size)
-        self.i2o = nn.Linear(input_size + hidden_size, output_size)
-        self.softmax = nn.LogSoftmax(dim=1)
-
-    def forward(self, input: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor]:
-        combined = torch.cat((input, hidden), 1)
-        hidden = self.i2h(combined)
-        output = self.softmax(self.i2o(combined))
-        return output, hidden
-
-    def init_hidden(self) -> Tensor:
-        return torch.zeros(1, self.hidden_size)
+# The tutorial network itself is shared with throughput.py (one copy of the recipe).
 
 
 def unicode_to_ascii(s: str) -> str:
@@ -85,7 +66,7 @@ def tutorial_predict(rnn: RNN, line: str) -> int:
     if not line:  # nothing survives the ASCII fold: the tutorial cannot read it, count it wrong
         return -1
     with torch.no_grad():
-        hidden = rnn.init_hidden()
+        hidden = torch.zeros(1, rnn.hidden_size)
         tensor = line_to_tensor(line)
         for i in range(tensor.size(0)):
             output, hidden = rnn(tensor[i], hidden)
@@ -111,7 +92,7 @@ def run_tutorial(train: list[Sample], test: list[Sample], categories: list[str],
         line = random.choice(category_lines[category])
         category_tensor = torch.tensor([all_categories.index(category)], dtype=torch.long)
         line_tensor = line_to_tensor(line)
-        hidden = rnn.init_hidden()
+        hidden = torch.zeros(1, rnn.hidden_size)
         rnn.zero_grad()
         for i in range(line_tensor.size()[0]):
             output, hidden = rnn(line_tensor[i], hidden)
