@@ -123,11 +123,14 @@ class _Budget(Exception):
 
 
 def run_poetgen(data_dir: str, seconds: float, threads: int, probe_every: int, seed: int, recipe: str) -> dict:
-    from poetgen.names import NamesClassifierTrainer, classifier_recipe
-    from poetgen.train import Trainer, preset
+    from poetgen.names import CLASSIFIER_LOSS, NamesTrainer, classifier_recipe
+    from poetgen.train import TrainConfig, Trainer, preset
 
     if recipe == "shipped":  # the recipe of checkpoints/names-cls.safetensors, with its weighted loss
-        cfg, make = classifier_recipe(data_dir), NamesClassifierTrainer
+        cfg = classifier_recipe(data_dir)
+
+        def make(cfg: TrainConfig, out: Path, **kwargs) -> Trainer:
+            return NamesTrainer(cfg, out, **CLASSIFIER_LOSS, **kwargs)
     else:  # the CLI's `poetgen train --corpus names --task classify` preset, plain cross-entropy
         cfg, make = preset("names", "classify"), Trainer
     cfg.data_dir, cfg.threads, cfg.seed, cfg.patience = data_dir, threads, seed, 0
