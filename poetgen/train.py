@@ -15,6 +15,7 @@ import json
 import math
 import os
 import signal
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -252,9 +253,11 @@ class Trainer:
             raise PoetgenError(f"{self.out} already holds a run; pass --resume to continue it or choose another --out")
         try:
             self.out.mkdir(parents=True, exist_ok=True)
-            probe = self.out / ".write-test"
-            probe.write_text("")
-            probe.unlink()
+            # A probe file of our own: under torchrun every rank checks at once, and a shared name
+            # let one rank delete another's probe (a spurious "cannot write" on a healthy folder).
+            fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=self.out)
+            os.close(fd)
+            os.unlink(probe)
         except OSError as e:
             raise PoetgenError(f"cannot write to --out {self.out}: {e.strerror or e}") from None
 
