@@ -251,7 +251,7 @@ def test_piped_stdin_reports_errors_on_stderr_and_keeps_going(models, tmp_path: 
 def pty(models, tmp_path: Path):
     pexpect = pytest.importorskip("pexpect")
     child = pexpect.spawn(sys.executable, ["-c", repl_code(models)], env=child_env(tmp_path), cwd=str(REPO),
-                          encoding="utf-8", timeout=120, dimensions=(40, 100))
+                          encoding="utf-8", codec_errors="replace", timeout=120, dimensions=(40, 100))
     child.expect_exact("poetgen>")
     yield child
     if child.isalive():
