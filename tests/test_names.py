@@ -175,17 +175,19 @@ def test_novel_names_are_never_training_names(gen_ck: Checkpoint, data_dir: Path
     assert novel and not any(gen_ck.has_seen(n) for n in novel)
 
 
-@pytest.mark.parametrize("guidance", [0.0, 1.0, 5.0])
-def test_guidance_levels_all_sample_valid_names(gen_ck: Checkpoint, guidance: float) -> None:
-    names = generate_names(gen_ck, "Polish", 5, sampling=Sampling(seed=2), guidance=guidance)
-    assert len(names) == 5 and all(names)
-    assert names == generate_names(gen_ck, "Polish", 5, sampling=Sampling(seed=2), guidance=guidance)
+@pytest.mark.parametrize(("guidance", "rerank"), [(0.0, 0.0), (1.0, 0.0), (0.0, 4.0), (5.0, 8.0)])
+def test_guidance_levels_all_sample_valid_names(gen_ck: Checkpoint, guidance: float, rerank: float) -> None:
+    kwargs = {"sampling": Sampling(seed=2), "guidance": guidance, "rerank": rerank}
+    names = generate_names(gen_ck, "Polish", 5, **kwargs)
+    assert len(names) == 5 and all(names) and len(set(names)) == 5
+    assert names == generate_names(gen_ck, "Polish", 5, **kwargs)
 
 
-@pytest.mark.parametrize("guidance", [-1.0, float("nan"), 21.0])
-def test_bad_guidance_is_an_error(gen_ck: Checkpoint, guidance: float) -> None:
-    with pytest.raises(PoetgenError, match="guidance"):
-        generate_names(gen_ck, "Polish", 3, guidance=guidance)
+@pytest.mark.parametrize("knob", ["guidance", "rerank"])
+@pytest.mark.parametrize("value", [-1.0, float("nan"), 21.0])
+def test_bad_guidance_is_an_error(gen_ck: Checkpoint, knob: str, value: float) -> None:
+    with pytest.raises(PoetgenError, match=knob):
+        generate_names(gen_ck, "Polish", 3, **{knob: value})
 
 
 def test_start_with_guidance_keeps_the_prefix(gen_ck: Checkpoint) -> None:
