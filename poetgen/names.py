@@ -347,7 +347,16 @@ def classify(ck: Checkpoint, names: Iterable[str], top: int = 3, batch_size: int
     device = next(model.parameters()).device
     numbered = enumerate(names, start=1)
     while chunk := list(itertools.islice(numbered, batch_size)):
-        shown = [_read_name(raw, line) for line, raw in chunk]
+        shown: list[str] = []
+        error: PoetgenError | None = None
+        for line, raw in chunk:
+            try:
+                shown.append(_read_name(raw, line))
+            except PoetgenError as e:  # answer the names before it first, then stop
+                error = e
+                break
+        if not shown:
+            raise error
         read = [canonical_case(name) for name in shown]
         ids = [ck.tokenizer.encode(name) for name in read]
         with torch.no_grad():
@@ -356,6 +365,8 @@ def classify(ck: Checkpoint, names: Iterable[str], top: int = 3, batch_size: int
         for i, name in enumerate(shown):
             ranked = [(ck.categories[j], float(p)) for p, j in zip(probs[i].tolist(), best[i].tolist(), strict=True)]
             yield Prediction(name, ranked, ck.tokenizer.unknown(read[i]))
+        if error is not None:
+            raise error
 
 
 # ---------------------------------------------------------------------------------------------

@@ -266,6 +266,13 @@ def test_empty_or_letterless_names_are_rejected(cls_ck: Checkpoint, bad: str, me
         list(classify(cls_ck, ["Ivanov", bad]))
 
 
+def test_names_before_a_bad_one_are_still_answered(cls_ck: Checkpoint) -> None:
+    stream = classify(cls_ck, ["Ivanov", "Yamamoto", "", "Kowalski"])
+    assert [next(stream).name, next(stream).name] == ["Ivanov", "Yamamoto"]
+    with pytest.raises(PoetgenError, match="name 3 is empty"):
+        next(stream)
+
+
 def test_classifier_beats_chance_clearly(cls_ck: Checkpoint, data_dir: Path) -> None:
     # Three languages: chance is 1/3. Endings decide the language, and names in test were never seen.
     scores = [evaluate_classifier(cls_ck, data_dir, split)["accuracy"] for split in ("val", "test")]
