@@ -562,7 +562,7 @@ def names(
     num: Annotated[int, typer.Option("--num", "-n", help="How many names (per language with --lang all).")] = 10,
     start: Annotated[str, typer.Option(help="Force the first letters.")] = "",
     novel: Annotated[bool, typer.Option("--novel", help="Only names not in the training data.")] = False,
-    temp: Temp = 0.8,
+    temp: Temp = 0.9,  # names.DEFAULT_TEMPERATURE: the setting BENCHMARKS.md measures
     top_k: TopK = 0,
     top_p: TopP = 1.0,
     seed: Seed = None,
