@@ -7,9 +7,8 @@ against a class-conditional character 4-gram, all on poetgen's leak-free split. 
    ASCII letters + " .,;'", one-hot letters, ``RNN(i2h: Linear(185→128), i2o: Linear(185→18),
    LogSoftmax)``, NLLLoss, plain SGD at lr 0.005 by hand, one name per step, a random language then
    a random name of it. Trained on OUR training split (distinct names) for ``--seconds`` of wall time.
-2. poetgen's classifier for the same wall time: the recipe of the shipped checkpoint
-   (``poetgen.names.classifier_recipe`` + ``NamesClassifierTrainer``), or ``--recipe preset`` for
-   the CLI's ``poetgen.train.preset("names", "classify")``. Test accuracy is probed every
+2. poetgen's classifier for the same wall time: ``poetgen train --corpus names --task classify``
+   (``poetgen.train.preset("names", "classify")``, the recipe of the shipped checkpoint). Test accuracy is probed every
    ``--probe-every`` steps to time the first reach of 0.83 (probing is not counted as training
    time; the trainer's own validation passes are).
 3. The shipped (or given) generator: held-out NLL per character, classifier agreement, novelty.
@@ -122,17 +121,10 @@ class _Budget(Exception):
     pass
 
 
-def run_poetgen(data_dir: str, seconds: float, threads: int, probe_every: int, seed: int, recipe: str) -> dict:
-    from poetgen.names import CLASSIFIER_LOSS, NamesTrainer, classifier_recipe
-    from poetgen.train import TrainConfig, Trainer, preset
+def run_poetgen(data_dir: str, seconds: float, threads: int, probe_every: int, seed: int) -> dict:
+    from poetgen.train import Trainer, preset
 
-    if recipe == "shipped":  # the recipe of checkpoints/names-cls.safetensors, with its weighted loss
-        cfg = classifier_recipe(data_dir)
-
-        def make(cfg: TrainConfig, out: Path, **kwargs) -> Trainer:
-            return NamesTrainer(cfg, out, **CLASSIFIER_LOSS, **kwargs)
-    else:  # the CLI's `poetgen train --corpus names --task classify` preset, plain cross-entropy
-        cfg, make = preset("names", "classify"), Trainer
+    cfg = preset("names", "classify")
     cfg.data_dir, cfg.threads, cfg.seed, cfg.patience = data_dir, threads, seed, 0
     with tempfile.TemporaryDirectory() as out:
         probe: dict = {"spent": 0.0, "reached": None, "curve": []}
@@ -151,7 +143,7 @@ def run_poetgen(data_dir: str, seconds: float, threads: int, probe_every: int, s
             if trained >= seconds:
                 raise _Budget
 
-        trainer = make(cfg, Path(out) / "run", quiet=True, log=log)
+        trainer = Trainer(cfg, Path(out) / "run", quiet=True, log=log)
         trainer._test = encode(trainer.corpus.split("test"), trainer.tokenizer, trainer.categories)
         try:
             trainer.fit()
@@ -163,9 +155,8 @@ def run_poetgen(data_dir: str, seconds: float, threads: int, probe_every: int, s
     m = cfg.model
     flags = (f"--corpus names --task classify --model {m.model} --embed {m.embed} --hidden {m.hidden} "
              f"--layers {m.layers} --dropout {m.dropout}{' --bidirectional' if m.bidirectional else ''} "
-             f"--batch-size {cfg.batch_size} --lr {cfg.lr} --weight-decay {cfg.weight_decay} --epochs {cfg.epochs}")
-    if recipe == "shipped":
-        flags += " + loss: class-weight power 0.3, label smoothing 0.1"
+             f"--batch-size {cfg.batch_size} --lr {cfg.lr} --weight-decay {cfg.weight_decay} --epochs {cfg.epochs} "
+             f"--class-weight-power {cfg.class_weight_power} --label-smoothing {cfg.label_smoothing}")
     return {"steps": trainer.state.step, "wall_s": trainer.state.elapsed - probe["spent"],
             "accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
             "balanced_accuracy": report["balanced_accuracy"], "time_to_target": probe["reached"],
@@ -230,8 +221,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="wall budget of each classifier")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for both classifiers")
     parser.add_argument("--probe-every", type=int, default=25, help="steps between test-accuracy probes")
-    parser.add_argument("--recipe", choices=["shipped", "preset"], default="shipped",
-                        help="poetgen classifier: the shipped checkpoint's recipe or the CLI preset")
     parser.add_argument("--generator", help="names LM checkpoint (default: the shipped one)")
     parser.add_argument("--classifier", help="classifier checkpoint for agreement (default: the shipped one)")
     parser.add_argument("--samples", type=int, default=200, help="generated names per language")
@@ -251,9 +240,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    test accuracy {tut['accuracy']:.4f}  macro-F1 {tut['macro_f1']:.4f}  "
               f"balanced {tut['balanced_accuracy']:.4f}  (mean loss of the last 1000 steps {tut['loss_last_1000']:.3f};"
               f" {tut['unreadable_test_names']} test names empty after the ASCII fold)")
-        pg = run_poetgen(args.data_dir, args.seconds, args.threads, args.probe_every, args.seed, args.recipe)
+        pg = run_poetgen(args.data_dir, args.seconds, args.threads, args.probe_every, args.seed)
         reached = pg["time_to_target"]
-        print(f"\n[2] poetgen classifier ({args.recipe} recipe), {pg['steps']} steps in {pg['wall_s']:.1f}s: "
+        print(f"\n[2] poetgen classifier (the train preset), {pg['steps']} steps in {pg['wall_s']:.1f}s: "
               f"{pg['recipe']}")
         print(f"    test accuracy {pg['accuracy']:.4f}  macro-F1 {pg['macro_f1']:.4f}  "
               f"balanced {pg['balanced_accuracy']:.4f}")

@@ -342,6 +342,12 @@ def train(
     batch_size: Annotated[int | None, typer.Option(rich_help_panel=OPTIM)] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate.", rich_help_panel=OPTIM)] = None,
     optimizer: Annotated[str | None, typer.Option(help="adamw or adam.", rich_help_panel=OPTIM)] = None,
+    weight_decay: Annotated[float | None, typer.Option(rich_help_panel=OPTIM)] = None,
+    class_weight_power: Annotated[float | None, typer.Option(
+        help="Weight each sample's loss by (N / count of its class)^P: 0 plain, 1 balanced.",
+        rich_help_panel=OPTIM)] = None,
+    label_smoothing: Annotated[float | None, typer.Option(help="Classifier label smoothing.",
+                                                          rich_help_panel=OPTIM)] = None,
     schedule: Annotated[str | None, typer.Option(help="cosine, plateau or constant (after warmup).",
                                                  rich_help_panel=OPTIM)] = None,
     clip: Annotated[float | None, typer.Option(help="Max gradient norm (0 = off).", rich_help_panel=OPTIM)] = None,
@@ -368,7 +374,8 @@ def train(
             setattr(cfg.model, key, value)
     settings = {"epochs": epochs, "max_steps": max_steps, "max_time": max_time, "batch_size": batch_size, "lr": lr,
                 "optimizer": optimizer, "schedule": schedule, "clip": clip, "patience": patience,
-                "eval_every": eval_every}
+                "eval_every": eval_every, "weight_decay": weight_decay, "class_weight_power": class_weight_power,
+                "label_smoothing": label_smoothing}
     for key, value in settings.items():
         if value is not None:
             setattr(cfg, key, value)
@@ -608,8 +615,8 @@ def classify(
         raise PoetgenError(f"--top must be at least 1, got {top}")
     source = _name_source(names_ or [], file)
     ck = load_for("classify", checkpoint)
-    predictions = classify_names(ck, source, top=min(top, len(ck.categories)))
     streaming = file is not None or names_ == ["-"]
+    predictions = classify_names(ck, source, top=min(top, len(ck.categories)), lines=streaming)
     if as_json and streaming:  # JSON lines: one result per input line, in bounded memory
         for p in predictions:
             sys.stdout.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
@@ -706,6 +713,8 @@ def compare(
     models: Annotated[str, typer.Option(help="Comma-separated model[:cell] specs.")] = "rnn,lstm,gru,lstm:custom",
     steps: Annotated[int | None, typer.Option(help="Same number of steps for every model.")] = None,
     seconds: Annotated[float | None, typer.Option(help="Same wall-clock budget for every model.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size for every model (default: the preset's).")]
+    = None,
     seed: Annotated[int, typer.Option()] = 0,
     data_dir: DataDir = None,
     out_dir: Annotated[Path, typer.Option("--out", parser=_path, help="Folder for the runs, table and plot.")]
@@ -722,7 +731,7 @@ def compare(
         raise PoetgenError(f"--out {out_dir} is a file; compare needs a folder")
     out_dir.mkdir(parents=True, exist_ok=True)  # fail here, in one line, before any training starts
     rows = compare_models(corpus, task, specs, data_dir=data_dir, out=out_dir, budget_steps=steps,
-                          budget_seconds=seconds, seed=seed, quiet=False)
+                          budget_seconds=seconds, seed=seed, batch_size=batch_size, quiet=False)
     headers, cells = table_of(rows)
     out.print(markdown_table(headers, cells))
     out.print(f"[green]wrote[/] {escape(str(out_dir / 'compare.md'))}, {escape(str(out_dir / 'compare.png'))}")

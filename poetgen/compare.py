@@ -71,13 +71,14 @@ def _corpus_for(ck, data_dir: Path | str | None):
     return load_training_corpus(cfg)
 
 
-def evaluate_split(ck, data_dir: Path | str | None = None, split: str = "test") -> dict:
+def evaluate_split(ck, data_dir: Path | str | None = None, split: str = "test", allow_empty: bool = False) -> dict:
     """Scores of a loaded checkpoint on a split of its own corpus.
 
     Classifiers: accuracy, macro-F1, balanced accuracy, per-class precision/recall/F1/support and the
     confusion matrix (rows true, columns predicted), with ``labels``. Language models: ``nll`` (mean
     nats per character, ``<eos>`` included) and ``ppl``. ``note`` says when the corpus changed since
-    training (then the split may overlap what the model saw).
+    training (then the split may overlap what the model saw). An empty split is an error, or an
+    empty dict with ``allow_empty`` (tiny corpora may have no test lines).
     """
     from poetgen.data import encode
     from poetgen.metrics import classification_report, classifier_predictions, lm_nll, perplexity
@@ -91,15 +92,21 @@ def evaluate_split(ck, data_dir: Path | str | None = None, split: str = "test") 
         index = set(ck.categories)
         examples = encode([s for s in samples if s.category in index], ck.tokenizer, ck.categories)
         if not examples:
-            raise PoetgenError(f"the {split} split of corpus '{corpus.name}' is empty: nothing to evaluate")
+            return _empty_split(corpus.name, split, allow_empty)
         preds, labels, loss = classifier_predictions(ck.model, examples)
         report = classification_report(preds, labels, len(ck.categories))
         return {**result, "loss": loss, **report, "labels": list(ck.categories)}
     examples = encode(samples, ck.tokenizer, ck.categories)
     if not examples:
-        raise PoetgenError(f"the {split} split of corpus '{corpus.name}' is empty: nothing to evaluate")
+        return _empty_split(corpus.name, split, allow_empty)
     nll, tokens = lm_nll(ck.model, examples)
     return {**result, "nll": nll, "ppl": perplexity(nll), "tokens": tokens}
+
+
+def _empty_split(corpus: str, split: str, allow_empty: bool) -> dict:
+    if allow_empty:
+        return {}
+    raise PoetgenError(f"the {split} split of corpus '{corpus}' is empty: nothing to evaluate")
 
 
 def write_timing(run: Path, stamps: list[float]) -> None:
@@ -136,7 +143,7 @@ def run_row(run: Path, label: str | None = None, data_dir: Path | str | None = N
         raise PoetgenError(f"{run} has no evaluations in metrics.jsonl yet")
     ck = load_checkpoint(run)
     last = records[-1]
-    evaluation = evaluation if evaluation is not None else evaluate_split(ck, data_dir, "test")
+    evaluation = evaluation if evaluation is not None else evaluate_split(ck, data_dir, "test", allow_empty=True)
     steps = int(last["step"])
     wall = float(last.get("wall_s", float("nan")))
     row = {
@@ -154,10 +161,11 @@ def run_row(run: Path, label: str | None = None, data_dir: Path | str | None = N
         "run": str(run),
     }
     if ck.config.task == "classify":
-        row |= {"val_accuracy": last.get("val_accuracy"), "test_accuracy": evaluation["accuracy"],
-                "test_macro_f1": evaluation["macro_f1"], "test_balanced_accuracy": evaluation["balanced_accuracy"]}
-    else:
-        row |= {"test_nll": evaluation["nll"], "test_ppl": evaluation["ppl"]}
+        row |= {"val_accuracy": last.get("val_accuracy"), "test_accuracy": evaluation.get("accuracy"),
+                "test_macro_f1": evaluation.get("macro_f1"),
+                "test_balanced_accuracy": evaluation.get("balanced_accuracy")}
+    else:  # None (shown as "–") when the corpus has no test split
+        row |= {"test_nll": evaluation.get("nll"), "test_ppl": evaluation.get("ppl")}
     return row
 
 
@@ -238,6 +246,7 @@ def compare_models(
     budget_steps: int | None = None,
     budget_seconds: float | None = None,
     seed: int = 0,
+    batch_size: int | None = None,
     quiet: bool = True,
     base=None,
     log: Callable[[dict], None] | None = None,
@@ -245,7 +254,8 @@ def compare_models(
     """Train each model spec under the same budget into ``out/<spec>`` and compare them.
 
     ``base`` (a TrainConfig) replaces ``train.preset(corpus, task)`` as the template, e.g. to shrink
-    the models; its corpus, task, data_dir, seed and budget are overridden by the arguments.
+    the models; its corpus, task, data_dir, seed and budget (and ``batch_size`` when given) are
+    overridden by the arguments.
     ``log`` receives ``{"event": "start"|"step"|"done", ...}`` dicts (progress bars); with
     ``quiet=False`` and no ``log``, one line per model goes to stderr.
     Returns one row per model (see :func:`run_row`) and writes ``compare.{json,md,png}``.
@@ -276,6 +286,8 @@ def compare_models(
     template.max_steps = budget_steps or 0
     template.max_time = float(budget_seconds or 0.0)
     template.patience = 0  # early stopping would hand the models different budgets
+    if batch_size is not None:
+        template.batch_size = batch_size
     if budget_steps:
         template.eval_every = min(template.eval_every, max(1, budget_steps // EVALS_PER_RUN))
     template.validate()

@@ -73,6 +73,27 @@ class ModelConfig:
         return cls(**data).validate()
 
 
+class LockedDropout(nn.Module):
+    """Dropout with one mask per sequence, shared by every time step (Gal & Ghahramani 2016).
+
+    The regulariser AWD-LSTM uses around recurrent layers; it also draws T times fewer random
+    numbers than ``nn.Dropout``, whose per-element Bernoulli draws cost ~8% of a CPU step.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, T, C)
+        if not self.training or not self.p:
+            return x
+        mask = torch.rand(x.shape[0], 1, x.shape[2], device=x.device) >= self.p
+        return x * mask.to(x.dtype) / (1 - self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 def recurrent(cfg: ModelConfig, input_size: int) -> nn.Module:
     """``nn.LSTM`` & co. (``getattr(nn, 'LSTM')``) or their hand-written twins."""
     dropout = cfg.dropout if cfg.layers > 1 else 0.0
@@ -94,7 +115,7 @@ class LanguageModel(nn.Module):
         cat = cfg.category_embed if cfg.num_categories else 0
         self.category = nn.Embedding(cfg.num_categories, cat) if cat else None
         self.rnn = recurrent(cfg, cfg.embed + cat)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = LockedDropout(cfg.dropout)
         out = cfg.hidden
         self.proj = None
         if cfg.tie and cfg.hidden != cfg.embed:  # tying needs the output in embedding space
@@ -127,14 +148,20 @@ class LanguageModel(nn.Module):
             return self.head.log_prob(h.reshape(-1, h.shape[-1])).view(*h.shape[:-1], -1)
         return torch.log_softmax(self.head(h).float(), dim=-1)
 
-    def forward(self, tokens: Tensor, targets: Tensor, category: Tensor | None = None) -> Tensor:
-        """Summed negative log-likelihood of the non-padding targets (B, T) -> scalar."""
+    def forward(self, tokens: Tensor, targets: Tensor, category: Tensor | None = None,
+                weights: Tensor | None = None) -> Tensor:
+        """Summed negative log-likelihood of the non-padding targets (B, T) -> scalar; ``weights``
+        (B,) scales each sequence's terms (class-weighted training)."""
         h, _ = self.features(tokens, category)
         mask = targets != PAD
-        h, targets = h[mask], targets[mask]  # padding never reaches the loss
+        h, flat = h[mask], targets[mask]  # padding never reaches the loss
         if isinstance(self.head, nn.AdaptiveLogSoftmaxWithLoss):
-            return -self.head(h, targets).output.float().sum()
-        return nn.functional.cross_entropy(self.head(h).float(), targets, reduction="sum")
+            nll = -self.head(h, flat).output.float()
+        else:
+            nll = nn.functional.cross_entropy(self.head(h).float(), flat, reduction="none")
+        if weights is not None:
+            nll = nll * weights[:, None].expand_as(targets)[mask]
+        return nll.sum()
 
 
 def default_cutoffs(vocab_size: int) -> list[int]:

@@ -25,9 +25,7 @@ from poetgen.corpora import load_corpus, normalize_name
 from poetgen.data import Example, collate_classify, collate_lm, encode, pad
 from poetgen.errors import PoetgenError, unknown
 from poetgen.metrics import classification_report, classifier_predictions, lm_nll
-from poetgen.model import ModelConfig
 from poetgen.sample import GREEDY_BELOW, Sampling, Stepper, draw
-from poetgen.train import TrainConfig, Trainer
 from poetgen.vocab import BOS, EOS, PAD, UNK
 
 # Chosen on the shipped generator (benchmarks/names.py; 200 names per language, seed 0): at 0.9 the
@@ -322,20 +320,22 @@ class Prediction:
                 "unknown_chars": self.unknown_chars}
 
 
-def _read_name(raw: str, line: int) -> str:
+def _read_name(raw: str, where: str) -> str:
     name = normalize_name(raw)
     if not name:
-        raise PoetgenError(f"name {line} is empty")
+        raise PoetgenError(f"{where} is empty")
     if not any(ch.isalpha() for ch in name):
-        raise PoetgenError(f"name {line} ('{name}') has no letters")
+        raise PoetgenError(f"{where} ('{name}') has no letters")
     return name
 
 
-def classify(ck: Checkpoint, names: Iterable[str], top: int = 3, batch_size: int = 1024) -> Iterator[Prediction]:
+def classify(ck: Checkpoint, names: Iterable[str], top: int = 3, batch_size: int = 1024,
+             lines: bool = False) -> Iterator[Prediction]:
     """Top-``top`` languages for each name, lazily, in input order.
 
     Reads ``batch_size`` names at a time, so a stream of any length runs in bounded memory. An
     empty name or one without letters stops the stream with an error naming its position (1-based).
+    ``lines=True`` reads the lines of a file: blank lines are skipped, errors name the line.
     """
     _require(ck, "classify")
     if top < 1:
@@ -350,12 +350,16 @@ def classify(ck: Checkpoint, names: Iterable[str], top: int = 3, batch_size: int
         shown: list[str] = []
         error: PoetgenError | None = None
         for line, raw in chunk:
+            if lines and not raw.strip():
+                continue
             try:
-                shown.append(_read_name(raw, line))
+                shown.append(_read_name(raw, f"line {line}" if lines else f"name {line}"))
             except PoetgenError as e:  # answer the names before it first, then stop
                 error = e
                 break
         if not shown:
+            if error is None:  # a chunk of blank lines
+                continue
             raise error
         read = [canonical_case(name) for name in shown]
         ids = [ck.tokenizer.encode(name) for name in read]
@@ -367,91 +371,6 @@ def classify(ck: Checkpoint, names: Iterable[str], top: int = 3, batch_size: int
             yield Prediction(name, ranked, ck.tokenizer.unknown(read[i]))
         if error is not None:
             raise error
-
-
-# ---------------------------------------------------------------------------------------------
-# Training the classifier
-
-
-class NamesTrainer(Trainer):
-    """The trainer with the loss used for the shipped names models: every name's loss is weighted
-    by w(language) ∝ (N / count)^p, normalised to a mean of 1 per training name; the classifier
-    also uses label smoothing.
-
-    Russian is half the names, Portuguese and Vietnamese under 0.5% each. For the classifier p = 0
-    maximises accuracy, p = 1 ruins it (validation accuracy 0.50) and p = 0.3 keeps accuracy while
-    lifting macro-F1 and balanced accuracy a little. For the language model p = 0.5 costs 0.06
-    nats/char of held-out NLL but makes small languages recognisable: classifier agreement rises
-    from 0.83 to 0.88-0.90. Both settings are recorded in the checkpoint as ``loss``.
-    """
-
-    def __init__(self, cfg: TrainConfig, out: Path | str, *, class_weight_power: float = 0.3,
-                 label_smoothing: float = 0.0, **kwargs) -> None:
-        if cfg.corpus != "names":
-            raise PoetgenError("NamesTrainer trains on the names corpus")
-        if not (0 <= class_weight_power <= 1 and 0 <= label_smoothing < 1):
-            raise PoetgenError("class weight power must be in [0, 1] and label smoothing in [0, 1)")
-        if cfg.task == "lm" and (label_smoothing or cfg.model.adaptive or not cfg.conditional):
-            raise PoetgenError("a names language model is conditional, without adaptive softmax or smoothing")
-        self.class_weight_power, self.label_smoothing = class_weight_power, label_smoothing
-        super().__init__(cfg, out, **kwargs)
-        counts = torch.bincount(torch.tensor([e.category for e in self.train_set]),
-                                minlength=len(self.categories)).float()
-        w = (counts.sum() / counts.clamp(min=1)) ** class_weight_power
-        self.class_weights = (w / (w * counts).sum() * counts.sum()).to(self.device)
-
-    def _loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-        with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-            if self.cfg.task == "lm":
-                h, _ = self.net.features(batch["tokens"], batch["category"])
-                logits = self.net.head(h)
-            else:
-                logits = self.net(batch["tokens"], batch["lengths"])
-        if self.cfg.task == "lm":  # (B, T, V) → per-name summed NLL, weighted by the name's language
-            targets = batch["targets"]
-            nll = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none",
-                                                    ignore_index=PAD)
-            return (nll.sum(1) * self.class_weights[batch["category"]]).sum(), int((targets != PAD).sum())
-        loss = torch.nn.functional.cross_entropy(
-            logits.float(), batch["labels"], weight=self.class_weights, reduction="none",
-            label_smoothing=self.label_smoothing)
-        return loss.sum(), len(batch["labels"])
-
-    def meta(self, metrics: dict | None = None) -> dict:
-        return {**super().meta(metrics), "loss": {"class_weight_power": self.class_weight_power,
-                                                  "label_smoothing": self.label_smoothing}}
-
-
-# The shipped models' recipes: `poetgen train` flags in the comments; the loss needs NamesTrainer.
-CLASSIFIER_LOSS = {"class_weight_power": 0.3, "label_smoothing": 0.1}
-GENERATOR_LOSS = {"class_weight_power": 0.5, "label_smoothing": 0.0}
-
-
-def classifier_recipe(data_dir: Path | str | None = None) -> TrainConfig:
-    """--corpus names --task classify --model gru --embed 64 --hidden 128 --layers 1 --dropout 0.3
-    --bidirectional --epochs 15 --batch-size 64 --lr 5e-3 --weight-decay 0.05 --eval-every 450"""
-    model = ModelConfig(task="classify", model="gru", embed=64, hidden=128, layers=1, dropout=0.3,
-                        bidirectional=True)
-    return TrainConfig(corpus="names", task="classify", data_dir=None if data_dir is None else str(data_dir),
-                       model=model, epochs=15, batch_size=64, lr=5e-3, weight_decay=0.05, eval_every=450)
-
-
-def generator_recipe(data_dir: Path | str | None = None) -> TrainConfig:
-    """--corpus names --task lm --model lstm --embed 64 --hidden 256 --layers 2 --dropout 0.2
-    --epochs 15 --batch-size 64 --lr 3e-3 --eval-every 500"""
-    model = ModelConfig(task="lm", model="lstm", embed=64, hidden=256, layers=2, dropout=0.2)
-    return TrainConfig(corpus="names", task="lm", data_dir=None if data_dir is None else str(data_dir),
-                       model=model, epochs=15, batch_size=64, lr=3e-3, eval_every=500)
-
-
-def train_names_model(cfg: TrainConfig, out: Path | str, *, class_weight_power: float | None = None,
-                      label_smoothing: float | None = None, **kwargs) -> dict:
-    """Train a names classifier or language model with the shipped loss (defaults by task);
-    returns the last evaluation record."""
-    loss = CLASSIFIER_LOSS if cfg.task == "classify" else GENERATOR_LOSS
-    power = loss["class_weight_power"] if class_weight_power is None else class_weight_power
-    smoothing = loss["label_smoothing"] if label_smoothing is None else label_smoothing
-    return NamesTrainer(cfg, Path(out), class_weight_power=power, label_smoothing=smoothing, **kwargs).fit()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -57,6 +57,10 @@ class TrainConfig:
     optimizer: str = "adamw"
     lr: float = 2e-3
     weight_decay: float = 0.01
+    # Loss of each sample weighted by (N / count of its category)^power, normalised to a mean of 1
+    # per training sample: 0 = plain mean, 1 = fully class-balanced (names: Russian is half the data).
+    class_weight_power: float = 0.0
+    label_smoothing: float = 0.0  # classifiers only
     schedule: str = "cosine"
     warmup: int = 100
     clip: float = 1.0  # max gradient norm (0: off)
@@ -86,7 +90,12 @@ class TrainConfig:
             (self.max_time >= 0, "--max-time must be a number of seconds >= 0 (0 = no limit)"),
             (self.patience >= 0, "--patience must not be negative (0 = off)"),
             (0 <= self.seed <= 2**63 - 1, f"--seed must be between 0 and {2**63 - 1}"),
-            (self.weight_decay >= 0 and math.isfinite(self.weight_decay), "weight decay must be a number >= 0"),
+            (self.weight_decay >= 0 and math.isfinite(self.weight_decay), "--weight-decay must be a number >= 0"),
+            (0 <= self.class_weight_power <= 1, "--class-weight-power must be in [0, 1]"),
+            (0 <= self.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
+            (self.task == "classify" or not self.label_smoothing, "--label-smoothing applies to --task classify"),
+            (self.task == "classify" or self.conditional or not self.class_weight_power,
+             "--class-weight-power needs categories: a classifier or a conditional language model"),
             (self.min_freq >= 1 and self.max_vocab >= 0 and self.max_len >= 0 and self.threads >= 0,
              "min_freq must be >= 1 and max_vocab, max_len, threads >= 0"),
         ]
@@ -110,14 +119,19 @@ class TrainConfig:
 def preset(corpus: str, task: str) -> TrainConfig:
     """Defaults that train a good model for each job on a 2-core CPU (see checkpoints/README.md)."""
     if task == "classify":
-        model = ModelConfig(task="classify", model="lstm", embed=64, hidden=256, layers=2, dropout=0.3,
+        # The shipped names classifier. A bidirectional GRU of 128 matches a 2×256 bi-LSTM's test
+        # accuracy at a tenth of the time; p = 0.3 and smoothing lift macro-F1 without losing
+        # accuracy (p = 1 drops validation accuracy to 0.50).
+        model = ModelConfig(task="classify", model="gru", embed=64, hidden=128, layers=1, dropout=0.3,
                             bidirectional=True)
-        return TrainConfig(corpus=corpus, task=task, model=model, epochs=30, batch_size=64, lr=3e-3,
-                           warmup=100, eval_every=200, patience=6)
+        return TrainConfig(corpus=corpus, task=task, model=model, epochs=15, batch_size=64, lr=5e-3,
+                           weight_decay=0.05, eval_every=450, class_weight_power=0.3, label_smoothing=0.1)
     if corpus == "names":
+        # The shipped generator. p = 0.5 costs 0.06 nats/char of held-out NLL but makes small
+        # languages recognisable: classifier agreement rises from 0.83 to 0.88-0.90.
         model = ModelConfig(model="lstm", embed=64, hidden=256, layers=2, dropout=0.2)
-        return TrainConfig(corpus=corpus, task=task, model=model, epochs=30, batch_size=64, lr=3e-3,
-                           warmup=100, eval_every=200, patience=6)
+        return TrainConfig(corpus=corpus, task=task, model=model, epochs=15, batch_size=64, lr=3e-3,
+                           eval_every=500, class_weight_power=0.5)
     # Poems: adaptive softmax makes the ~7k-character output layer cheap on a CPU.
     model = ModelConfig(model="lstm", embed=192, hidden=384, layers=2, dropout=0.2, adaptive=True)
     return TrainConfig(corpus=corpus, task=task, model=model, epochs=12, batch_size=64, lr=2e-3,
@@ -193,6 +207,15 @@ def build_vocab(cfg: TrainConfig, corpus: Corpus) -> Tokenizer:
     return build_tokenizer(cfg.tokenizer, texts, min_freq=cfg.min_freq, max_size=cfg.max_vocab or None)
 
 
+def class_weights(examples: list, n_categories: int, power: float) -> torch.Tensor | None:
+    """Per-category loss weights ∝ (N / count)^power with a mean of 1 over the examples (None at 0)."""
+    if not power or n_categories < 2:
+        return None
+    counts = torch.bincount(torch.tensor([e.category for e in examples]), minlength=n_categories).float()
+    w = (counts.sum() / counts.clamp(min=1)) ** power
+    return w / (w * counts).sum() * counts.sum()
+
+
 # ---------------------------------------------------------------------------------------------
 # The trainer
 
@@ -227,6 +250,9 @@ class Trainer:
         if cfg.batch_size > len(self.train_set):
             n = len(self.train_set)
             raise PoetgenError(f"--batch-size {cfg.batch_size} is larger than the training set ({n} samples)")
+        self.class_weights = class_weights(self.train_set, len(self.categories), cfg.class_weight_power)
+        if self.class_weights is not None:
+            self.class_weights = self.class_weights.to(self.device)
         cfg.model.task = cfg.task
         cfg.model.vocab_size = len(self.tokenizer)
         cfg.model.num_categories = len(self.categories)
@@ -312,9 +338,16 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
             if self.cfg.task == "lm":
                 category = batch["category"] if self.categories else None
-                return self.net(batch["tokens"], batch["targets"], category), int((batch["targets"] != 0).sum())
+                weights = None if self.class_weights is None else self.class_weights[batch["category"]]
+                loss = self.net(batch["tokens"], batch["targets"], category, weights)
+                return loss, int((batch["targets"] != 0).sum())
             logits = self.net(batch["tokens"], batch["lengths"])
-            return nn.functional.cross_entropy(logits.float(), batch["labels"], reduction="sum"), len(batch["labels"])
+        labels = batch["labels"]
+        loss = nn.functional.cross_entropy(logits.float(), labels, reduction="none",
+                                           label_smoothing=self.cfg.label_smoothing)
+        if self.class_weights is not None:  # weighted sum (not torch's weighted mean): DDP-safe normalisation
+            loss = loss * self.class_weights[labels]
+        return loss.sum(), len(labels)
 
     def _collate(self, idx: list[int]) -> dict[str, torch.Tensor]:
         examples = [self.train_set[i] for i in idx]

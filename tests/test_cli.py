@@ -52,6 +52,8 @@ def test_corpus_info_prints_statistics(tiny_data: Path):
         (["train", "--model", "lstn", "--data-dir", "{data}"], "did you mean 'lstm'"),
         (["train", "--batch-size", "0", "--data-dir", "{data}"], "--batch-size must be at least 1"),
         (["train", "--corpus", "names", "--task", "clasify", "--data-dir", "{data}"], "unknown task"),
+        (["train", "--label-smoothing", "1", "--task", "classify", "--corpus", "names", "--data-dir", "{data}"],
+         "--label-smoothing must be in [0, 1)"),
         (["write", "青山", "--temp", "0"], "--temp must be > 0"),
         (["write", "青山", "--top-p", "1.5"], "--top-p must be in (0, 1]"),
         (["check", "   "], "the poem is empty"),
@@ -108,3 +110,24 @@ def test_train_writes_a_run_and_the_poem_commands_use_it(tiny_data: Path, tmp_pa
     assert poem.exit_code == 0, poem.output
     text = json.loads(poem.output)[0]["text"]
     assert text.startswith("白日") and len(text) == 24
+
+
+def test_classify_reads_stdin_lines_and_skips_blank_ones():
+    result = run("classify", "-", input="Hou\n\nIvanov\n\n")
+    assert result.exit_code == 0, result.output
+    rows = [line.split("\t") for line in result.output.splitlines()]
+    assert [r[0] for r in rows] == ["Hou", "Ivanov"] and rows[1][1] == "Russian"
+    bad = run("classify", "-", input="Hou\n\n42\n")
+    assert bad.exit_code == 2 and "line 3 ('42') has no letters" in bad.output
+
+
+def test_compare_runs_on_a_tiny_text_file_with_a_small_batch(tmp_path: Path):
+    corpus = tmp_path / "lines.txt"
+    corpus.write_text("\n".join(f"第{i}行春风又绿江南岸" for i in range(30)) + "\n", encoding="utf-8")
+    out = tmp_path / "cmp"
+    result = run("compare", "--corpus", str(corpus), "--task", "lm", "--models", "rnn,gru", "--steps", "2",
+                 "--batch-size", "4", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "compare.json").read_text(encoding="utf-8"))
+    assert [r["label"] for r in saved["rows"]] == ["rnn", "gru"] and {r["steps"] for r in saved["rows"]} == {2}
+    assert json.loads((out / "gru" / "config.json").read_text())["batch_size"] == 4

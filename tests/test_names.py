@@ -14,23 +14,20 @@ from types import SimpleNamespace
 
 import pytest
 
-from poetgen.checkpoint import Checkpoint, load_checkpoint
+from poetgen.checkpoint import Checkpoint, bundled_checkpoint, load_checkpoint
 from poetgen.errors import PoetgenError
 from poetgen.model import ModelConfig
 from poetgen.names import (
     canonical_case,
-    classifier_recipe,
     classify,
     evaluate_classifier,
     evaluate_generator,
     generate_all,
     generate_names,
-    generator_recipe,
     resolve_language,
-    train_names_model,
 )
 from poetgen.sample import Sampling
-from poetgen.train import TrainConfig, Trainer
+from poetgen.train import TrainConfig, Trainer, preset
 
 LANGUAGES = ["Arabic", "Chinese", "Czech", "Dutch", "English", "French", "German", "Greek", "Irish", "Italian",
              "Japanese", "Korean", "Polish", "Portuguese", "Russian", "Scottish", "Spanish", "Vietnamese"]
@@ -68,9 +65,8 @@ def _train(data_dir: Path, out: Path, task: str, model: ModelConfig, steps: int)
     cfg = TrainConfig(corpus="names", task=task, data_dir=str(data_dir), model=model, max_steps=steps,
                       epochs=1000, batch_size=16, lr=1e-2, warmup=10, eval_every=steps, threads=1)
     if task == "classify":  # the shipped classifier's loss: class weights and label smoothing
-        train_names_model(cfg, out, quiet=True)
-    else:
-        Trainer(cfg, out, quiet=True).fit()
+        cfg.class_weight_power, cfg.label_smoothing = 0.3, 0.1
+    Trainer(cfg, out, quiet=True).fit()
     return load_checkpoint(out / "last.safetensors")
 
 
@@ -273,6 +269,13 @@ def test_names_before_a_bad_one_are_still_answered(cls_ck: Checkpoint) -> None:
         next(stream)
 
 
+def test_lines_of_a_file_skip_blanks_and_errors_name_the_line(cls_ck: Checkpoint) -> None:
+    answered = [p.name for p in classify(cls_ck, ["Ivanov", "", "  ", "Yamamoto", ""], lines=True, batch_size=2)]
+    assert answered == ["Ivanov", "Yamamoto"]
+    with pytest.raises(PoetgenError, match="line 3 .*no letters"):
+        list(classify(cls_ck, ["Ivanov", "", "1234"], lines=True))
+
+
 def test_classifier_beats_chance_clearly(cls_ck: Checkpoint, data_dir: Path) -> None:
     # Three languages: chance is 1/3. Endings decide the language, and names in test were never seen.
     scores = [evaluate_classifier(cls_ck, data_dir, split)["accuracy"] for split in ("val", "test")]
@@ -284,23 +287,29 @@ def test_classifier_beats_chance_clearly(cls_ck: Checkpoint, data_dir: Path) -> 
 
 
 def test_classifier_checkpoint_records_its_loss(cls_ck: Checkpoint) -> None:
-    assert cls_ck.meta["loss"] == {"class_weight_power": 0.3, "label_smoothing": 0.1}
+    train = cls_ck.meta["train"]
+    assert (train["class_weight_power"], train["label_smoothing"]) == (0.3, 0.1)
 
 
-def test_recipes_are_valid() -> None:
-    cfg = classifier_recipe()
-    assert cfg.task == "classify" and cfg.model.bidirectional and cfg.validate() is cfg
-    assert generator_recipe().task == "lm"
+def test_names_presets_are_the_shipped_recipes() -> None:
+    cfg = preset("names", "classify")
+    assert cfg.model.model == "gru" and cfg.model.bidirectional and cfg.validate() is cfg
+    assert (cfg.class_weight_power, cfg.label_smoothing) == (0.3, 0.1)
+    shipped = load_checkpoint(bundled_checkpoint("classify")).meta
+    assert {k: shipped["config"][k] for k in ("model", "hidden", "embed", "layers", "bidirectional")} == \
+        {k: getattr(cfg.model, k) for k in ("model", "hidden", "embed", "layers", "bidirectional")}
+    assert preset("names", "lm").class_weight_power == 0.5
 
 
 def test_weighted_language_model_trains(data_dir: Path, tmp_path: Path) -> None:
     model = ModelConfig(model="gru", embed=8, hidden=16, layers=1, dropout=0.0, category_embed=4)
     cfg = TrainConfig(corpus="names", task="lm", data_dir=str(data_dir), model=model, max_steps=30,
                       batch_size=16, lr=1e-2, warmup=5, eval_every=30, threads=1)
-    record = train_names_model(cfg, tmp_path / "lm", class_weight_power=0.5, quiet=True)
+    cfg.class_weight_power = 0.5
+    record = Trainer(cfg, tmp_path / "lm", quiet=True).fit()
     ck = load_checkpoint(tmp_path / "lm")
     assert record["val_loss"] < math.log(len(ck.tokenizer))  # learnt something, finite
-    assert ck.meta["loss"] == {"class_weight_power": 0.5, "label_smoothing": 0.0}
+    assert ck.meta["train"]["class_weight_power"] == 0.5
 
 
 def test_classifier_evaluation_has_sane_metrics(cls_ck: Checkpoint, data_dir: Path) -> None:

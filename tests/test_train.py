@@ -83,6 +83,40 @@ def test_padding_never_counts(tiny_data: Path, tmp_path: Path):
     assert joint == pytest.approx(separate, rel=1e-5)
 
 
+def test_class_weights_balance_the_loss_by_category(tiny_data: Path, tmp_path: Path):
+    plain = Trainer(config(tiny_data, corpus="names", task="classify",
+                           model=ModelConfig(task="classify", embed=8, hidden=8, layers=1, dropout=0.0)),
+                    tmp_path / "plain")
+    assert plain.class_weights is None
+    cfg = config(tiny_data, corpus="names", task="classify", class_weight_power=1.0,
+                 model=ModelConfig(task="classify", embed=8, hidden=8, layers=1, dropout=0.0))
+    balanced = Trainer(cfg, tmp_path / "balanced")
+    labels = torch.tensor([e.category for e in balanced.train_set])
+    counts = torch.bincount(labels, minlength=len(balanced.categories)).float()
+    w = balanced.class_weights
+    assert w[labels].mean().item() == pytest.approx(1.0)  # the loss keeps its scale
+    present = counts > 0
+    assert torch.allclose((w * counts)[present], (w * counts)[present][0])  # p = 1: every class weighs the same
+    # The weighted loss of a batch is the per-name losses times their class weights.
+    batch = balanced._collate(list(range(8)))
+    with torch.no_grad():
+        weighted, _ = balanced._loss(batch)
+        logits = balanced.model(batch["tokens"], batch["lengths"])
+        each = torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="none")
+    assert weighted.item() == pytest.approx((each * w[batch["labels"]]).sum().item(), rel=1e-5)
+
+
+def test_weighted_language_model_loss_scales_each_sequence(tiny_data: Path, tmp_path: Path):
+    trainer = Trainer(config(tiny_data, class_weight_power=0.5), tmp_path / "run")
+    model = trainer.model.eval()
+    batch = collate_lm(trainer.train_set[:2])
+    with torch.no_grad():
+        each = [model(b["tokens"], b["targets"], b["category"]).item()
+                for b in (collate_lm([e]) for e in trainer.train_set[:2])]
+        weighted = model(batch["tokens"], batch["targets"], batch["category"], torch.tensor([2.0, 0.5])).item()
+    assert weighted == pytest.approx(2.0 * each[0] + 0.5 * each[1], rel=1e-5)
+
+
 def test_same_seed_same_numbers(tiny_data: Path, tmp_path: Path):
     model = ModelConfig(embed=16, hidden=24, layers=2, dropout=0.3)
     a = Trainer(config(tiny_data, max_steps=8, model=model), tmp_path / "a").fit()
@@ -126,6 +160,12 @@ def test_bad_settings_fail_clearly(tiny_data: Path, tmp_path: Path):
         Trainer(config(tiny_data, model=ModelConfig(model="lstn")), tmp_path / "b")
     with pytest.raises(PoetgenError, match="--hidden must be between"):
         Trainer(config(tiny_data, model=ModelConfig(hidden=0)), tmp_path / "c")
+    with pytest.raises(PoetgenError, match="--label-smoothing applies to --task classify"):
+        Trainer(config(tiny_data, label_smoothing=0.1), tmp_path / "d")
+    with pytest.raises(PoetgenError, match="--class-weight-power must be in"):
+        Trainer(config(tiny_data, class_weight_power=2.0), tmp_path / "e")
+    with pytest.raises(PoetgenError, match="needs categories"):
+        Trainer(config(tiny_data, class_weight_power=0.5, conditional=False), tmp_path / "f")
     blocker = tmp_path / "file"
     blocker.write_text("")
     with pytest.raises(PoetgenError, match="cannot write to --out"):
