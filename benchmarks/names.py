@@ -121,11 +121,14 @@ class _Budget(Exception):
     pass
 
 
-def run_poetgen(data_dir: str, seconds: float, threads: int, probe_every: int, seed: int) -> dict:
+def run_poetgen(data_dir: str, seconds: float, threads: int, probe_every: int, seed: int,
+                overrides: dict | None = None) -> dict:
     from poetgen.train import Trainer, preset
 
     cfg = preset("names", "classify")
     cfg.data_dir, cfg.threads, cfg.seed, cfg.patience = data_dir, threads, seed, 0
+    for key, value in (overrides or {}).items():  # e.g. a shorter LR schedule, unweighted loss
+        setattr(cfg, key, value)
     with tempfile.TemporaryDirectory() as out:
         probe: dict = {"spent": 0.0, "reached": None, "curve": []}
         trainer: Trainer | None = None
@@ -156,6 +159,7 @@ def run_poetgen(data_dir: str, seconds: float, threads: int, probe_every: int, s
     flags = (f"--corpus names --task classify --model {m.model} --embed {m.embed} --hidden {m.hidden} "
              f"--layers {m.layers} --dropout {m.dropout}{' --bidirectional' if m.bidirectional else ''} "
              f"--batch-size {cfg.batch_size} --lr {cfg.lr} --weight-decay {cfg.weight_decay} --epochs {cfg.epochs} "
+             f"--warmup {cfg.warmup} "
              f"--class-weight-power {cfg.class_weight_power} --label-smoothing {cfg.label_smoothing}")
     return {"steps": trainer.state.step, "wall_s": trainer.state.elapsed - probe["spent"],
             "accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
@@ -226,6 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=200, help="generated names per language")
     parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
     parser.add_argument("--seed", type=int, default=0)
+    # poetgen classifier settings other than the preset's (the LR schedule spans --epochs)
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--warmup", type=int)
+    parser.add_argument("--class-weight-power", type=float)
     parser.add_argument("--skip-training", action="store_true", help="only the generator and the 4-gram")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -240,7 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    test accuracy {tut['accuracy']:.4f}  macro-F1 {tut['macro_f1']:.4f}  "
               f"balanced {tut['balanced_accuracy']:.4f}  (mean loss of the last 1000 steps {tut['loss_last_1000']:.3f};"
               f" {tut['unreadable_test_names']} test names empty after the ASCII fold)")
-        pg = run_poetgen(args.data_dir, args.seconds, args.threads, args.probe_every, args.seed)
+        overrides = {k: v for k in ("epochs", "batch_size", "lr", "warmup", "class_weight_power")
+                     if (v := getattr(args, k)) is not None}
+        pg = run_poetgen(args.data_dir, args.seconds, args.threads, args.probe_every, args.seed, overrides)
         reached = pg["time_to_target"]
         print(f"\n[2] poetgen classifier (the train preset), {pg['steps']} steps in {pg['wall_s']:.1f}s: "
               f"{pg['recipe']}")

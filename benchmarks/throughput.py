@@ -19,6 +19,9 @@ Each recipe runs ``--warmup`` untimed steps, then ``--steps`` timed ones, on the
 (c) the names-classification tutorial RNN (``i2h``/``i2o`` Linear + LogSoftmax, hidden 128, one-hot
     ASCII letters, one name per step, manual SGD 0.005); one step = one name.
 (d) as (b) with the hand-written LSTM (``--cell custom``), for the record.
+(e) the ceiling of (b): torch's ``nn.LSTM`` of (b) alone, forward + backward on (b)'s batches (its
+    input width, same lengths), with no embedding, output layer, loss or optimiser. At a fixed
+    model size no trainer built on this kernel can beat it.
 
 Useful chars/s counts the non-padding targets that are text: the poem's characters plus its end
 marker (``<EOP>`` / ``<eos>``), never padding and never ``<START>``, divided by wall seconds of
@@ -231,6 +234,16 @@ def poetgen_step(trainer: Trainer, idx: list[int]) -> tuple[float, int]:
     return loss, items
 
 
+def kernel_step(trainer: Trainer, idx: list[int]) -> tuple[float, int]:
+    """(e): the trainer's recurrent layer alone, forward + backward on a batch of the same shape."""
+    rnn = trainer.model.rnn
+    lengths = [len(trainer.train_set[i].ids) + 1 for i in idx]  # <bos> + text, as collate_lm builds it
+    x = torch.randn(len(idx), max(lengths), rnn.input_size, device=trainer.device, requires_grad=True)
+    out, _ = rnn(x)
+    out.sum().backward()
+    return 0.0, sum(lengths)
+
+
 # ---------------------------------------------------------------------------------------------
 # Timing
 
@@ -308,6 +321,12 @@ def main(argv: list[str] | None = None) -> None:
                                  count_parameters(trainer.model), lambda: poetgen_step(trainer, next(batches_b)),
                                  args.warmup, args.steps, device)
             report(results["b"])
+        if "e" not in args.skip:
+            batches_e = poetgen_batches(trainer)
+            results["e"] = timed("(e) ceiling: (b)'s nn.LSTM alone, forward + backward",
+                                 count_parameters(trainer.model.rnn), lambda: kernel_step(trainer, next(batches_e)),
+                                 args.warmup, args.steps, device)
+            report(results["e"])
         if "c" not in args.skip:
             names = TutorialNames(load_tutorial_names(args.data_dir), device)
             results["c"] = timed("(c) names tutorial RNN, one name per step (letters read)",
@@ -323,6 +342,8 @@ def main(argv: list[str] | None = None) -> None:
 
     if "a" in results and "b" in results:
         print(f"ratio (b)/(a) useful chars/s: {results['b'].rate / results['a'].rate:.2f}x")
+    if "a" in results and "e" in results:
+        print(f"ratio (e)/(a) useful chars/s: {results['e'].rate / results['a'].rate:.2f}x  (the kernel's ceiling)")
     if "b" in results and "d" in results:
         print(f"ratio (d)/(b) useful chars/s: {results['d'].rate / results['b'].rate:.2f}x")
 

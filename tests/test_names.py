@@ -272,7 +272,7 @@ def test_names_before_a_bad_one_are_still_answered(cls_ck: Checkpoint) -> None:
 def test_lines_of_a_file_skip_blanks_and_errors_name_the_line(cls_ck: Checkpoint) -> None:
     answered = [p.name for p in classify(cls_ck, ["Ivanov", "", "  ", "Yamamoto", ""], lines=True, batch_size=2)]
     assert answered == ["Ivanov", "Yamamoto"]
-    with pytest.raises(PoetgenError, match="line 3 .*no letters"):
+    with pytest.raises(PoetgenError, match=r"line 3 .*no letters"):
         list(classify(cls_ck, ["Ivanov", "", "1234"], lines=True))
 
 
