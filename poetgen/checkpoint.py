@@ -184,9 +184,15 @@ def bundled_checkpoint(kind: str) -> Path:
 
 def load_for(kind: str, path: Path | str | None, device: str = "cpu") -> Checkpoint:
     """Load ``path`` (or the bundled model) and check it is the right kind for the command."""
-    # Sampling feeds one step at a time through a small network: one thread is faster than two
-    # fighting over tiny matrices (and much faster on a busy machine). POETGEN_THREADS overrides.
-    torch.set_num_threads(max(1, int(os.environ.get("POETGEN_THREADS", "1"))))
+    # Poems feed a few rows at a time through a small network: one thread is faster than two
+    # fighting over tiny matrices (and much faster on a busy machine). Guided names run every
+    # candidate under all 18 languages (thousands of rows a step): there threads pay (9.1 → 7.7 s
+    # for `names --lang all` on 2 cores). POETGEN_THREADS overrides.
+    default = min(4, os.cpu_count() or 1) if kind == "names" else 1
+    threads = os.environ.get("POETGEN_THREADS", str(default))
+    if not threads.strip().isdigit() or int(threads) < 1:
+        raise PoetgenError(f"POETGEN_THREADS must be a whole number >= 1, got '{threads}'")
+    torch.set_num_threads(int(threads))
     ck = load_checkpoint(path if path is not None else bundled_checkpoint(kind), device)
     if ck.kind != kind:
         wanted = {"poems": "a poem language model", "names": "a names language model", "classify": "a names classifier"}

@@ -127,19 +127,23 @@ def _device(ck: Checkpoint) -> torch.device:
 def _sample_raw(
     ck: Checkpoint, targets: list[int], start_ids: list[int], max_len: int, sampling: Sampling,
     g: torch.Generator, guidance: float = 0.0,
-) -> list[str | None]:
+) -> tuple[list[str | None], torch.Tensor | None]:
     """One name per entry of ``targets`` (language ids), in chunks of ``CHUNK`` names; None where a
-    name did not end within ``max_len`` characters."""
-    out: list[str | None] = []
+    name did not end within ``max_len`` characters. With guidance, also log P(name | L) for every
+    language L, end mark included, (len(targets), C): guidance computes it anyway."""
+    names: list[str | None] = []
+    logliks = []
     for i in range(0, len(targets), CHUNK):
-        out += _sample_chunk(ck, targets[i : i + CHUNK], start_ids, max_len, sampling, g, guidance)
-    return out
+        chunk, loglik = _sample_chunk(ck, targets[i : i + CHUNK], start_ids, max_len, sampling, g, guidance)
+        names += chunk
+        logliks.append(loglik)
+    return names, torch.cat(logliks) if guidance and logliks else None
 
 
 def _sample_chunk(
     ck: Checkpoint, targets: list[int], start_ids: list[int], max_len: int, sampling: Sampling,
     g: torch.Generator, guidance: float,
-) -> list[str | None]:
+) -> tuple[list[str | None], torch.Tensor | None]:
     """Sampling with language guidance (``guidance`` = γ > 0).
 
     Each name is run under every language L at once (row ``name * C + L``), which gives
@@ -153,6 +157,7 @@ def _sample_chunk(
     (A prior weighted by each language's share of the training names was tried: it pushes small
     languages away from Russian and English so hard that names degenerate; uniqueness fell to 0.4.)
     This is classifier-free guidance, with the model's own language posterior as the classifier.
+    Returns the names and, with guidance, log P(name | L) for every L (the reranker's input).
     """
     count, vocab = len(targets), ck.tokenizer.tokens
     languages = len(ck.categories) if guidance else 1
@@ -184,13 +189,15 @@ def _sample_chunk(
         for i in (~done).nonzero().flatten().tolist():
             if int(nxt[i]) != EOS:
                 out[i].append(int(nxt[i]))
+        if guidance:  # finished names keep their total: log P(name <eos> | L)
+            gained = lp.gather(-1, nxt.view(count, 1, 1).expand(count, languages, 1)).squeeze(-1)
+            prefix_ll += gained.masked_fill(done[:, None], 0.0)
         done |= nxt == EOS
         if bool(done.all()):
             break
-        if guidance:
-            prefix_ll += lp.gather(-1, nxt.view(count, 1, 1).expand(count, languages, 1)).squeeze(-1)
         log_probs = stepper.feed(nxt.repeat_interleave(languages))
-    return [ck.tokenizer.decode(ids) if ok else None for ids, ok in zip(out, done.tolist(), strict=True)]
+    names = [ck.tokenizer.decode(ids) if ok else None for ids, ok in zip(out, done.tolist(), strict=True)]
+    return names, prefix_ll
 
 
 def _check_sampling(
@@ -233,11 +240,16 @@ def _draw(
     """
     factor = OVERSAMPLE if rerank and sampling.temperature >= GREEDY_BELOW else 1
     targets = [c for c, n in wanted.items() for _ in range(n * factor)]
-    drawn = _sample_raw(ck, targets, start_ids, max_len, sampling, g, guidance)
-    pairs = [(c, name) for c, name in zip(targets, drawn, strict=True) if name]
+    drawn, loglik = _sample_raw(ck, targets, start_ids, max_len, sampling, g, guidance)
+    kept = [i for i, name in enumerate(drawn) if name]
+    pairs = [(targets[i], drawn[i]) for i in kept]
     if factor == 1:
         return {c: [name for t, name in pairs if t == c] for c in wanted}
-    posterior = _language_loglik(ck, [name for _, name in pairs]).log_softmax(-1)
+    if loglik is None:  # unguided sampling: score the names under every language now
+        loglik = _language_loglik(ck, [name for _, name in pairs])
+    else:
+        loglik = loglik[kept]
+    posterior = loglik.log_softmax(-1)
     noise = -torch.log(-torch.log(torch.rand(len(pairs), generator=g).clamp(1e-12, 1 - 1e-12)))
     keys = rerank * posterior[torch.arange(len(pairs)), torch.tensor([c for c, _ in pairs])] + noise
     ranked: dict[int, list[str]] = {c: [] for c in wanted}

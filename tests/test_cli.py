@@ -131,3 +131,8 @@ def test_compare_runs_on_a_tiny_text_file_with_a_small_batch(tmp_path: Path):
     saved = json.loads((out / "compare.json").read_text(encoding="utf-8"))
     assert [r["label"] for r in saved["rows"]] == ["rnn", "gru"] and {r["steps"] for r in saved["rows"]} == {2}
     assert json.loads((out / "gru" / "config.json").read_text())["batch_size"] == 4
+
+
+def test_a_bad_thread_count_in_the_environment_is_one_line():
+    result = RUNNER.invoke(app, ["write", "青山"], env={**ENV, "POETGEN_THREADS": "two"})
+    assert result.exit_code == 2 and "POETGEN_THREADS must be a whole number >= 1, got 'two'" in result.output

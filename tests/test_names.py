@@ -13,6 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 from poetgen.checkpoint import Checkpoint, bundled_checkpoint, load_checkpoint
 from poetgen.errors import PoetgenError
@@ -177,6 +178,20 @@ def test_guidance_levels_all_sample_valid_names(gen_ck: Checkpoint, guidance: fl
     names = generate_names(gen_ck, "Polish", 5, **kwargs)
     assert len(names) == 5 and all(names) and len(set(names)) == 5
     assert names == generate_names(gen_ck, "Polish", 5, **kwargs)
+
+
+@pytest.mark.parametrize("start", ["", "Ko"])
+def test_guided_sampling_scores_names_for_the_reranker(gen_ck: Checkpoint, start: str) -> None:
+    # The reranker reuses what guidance computed: log P(name <eos> | L) for every language must be
+    # what a separate scoring pass over the finished names gives.
+    from poetgen.names import _language_loglik, _sample_raw, _start_ids
+
+    _, start_ids = _start_ids(gen_ck, start, 20)
+    g = torch.Generator().manual_seed(3)
+    names, loglik = _sample_raw(gen_ck, [0, 1, 2] * 8, start_ids, 20, Sampling(temperature=1.0), g, 3.0)
+    kept = [i for i, name in enumerate(names) if name]
+    assert len(kept) >= 12 and all(names[i].startswith(start) for i in kept)
+    assert torch.allclose(loglik[kept], _language_loglik(gen_ck, [names[i] for i in kept]), atol=1e-4)
 
 
 @pytest.mark.parametrize("knob", ["guidance", "rerank"])
