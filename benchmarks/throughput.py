@@ -211,9 +211,10 @@ class TutorialNames:
 
 
 def poetgen_trainer(data_dir: str, out: str, device: str, threads: int, cell: str = "torch",
-                    embed: int = 128, hidden: int = 256) -> Trainer:
+                    embed: int = 128, hidden: int = 256, batch_size: int | None = None) -> Trainer:
     """poetgen's Tang preset at the given size (everything else as shipped)."""
     cfg = preset("tang", "lm")
+    cfg.batch_size = batch_size or cfg.batch_size
     cfg.data_dir, cfg.device, cfg.threads = data_dir, device, threads
     cfg.model.embed, cfg.model.hidden, cfg.model.cell = embed, hidden, cell
     return Trainer(cfg, out, quiet=True)
@@ -293,6 +294,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps before timing")
     parser.add_argument("--names-steps", type=int, default=2000, help="timed names for (c), one per step")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, help="poetgen's batch size for (b), (d), (e) (default: the preset's)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--skip", default="", help="letters of recipes to skip, e.g. 'cd'")
     args = parser.parse_args(argv)
@@ -304,7 +306,8 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, Result] = {}
 
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = poetgen_trainer(args.data_dir, os.path.join(tmp, "b"), args.device, args.threads)
+        trainer = poetgen_trainer(args.data_dir, os.path.join(tmp, "b"), args.device, args.threads,
+                                  batch_size=args.batch_size)
         if "a" not in args.skip:
             tok = build_vocab(trainer.cfg, trainer.corpus)  # the same vocabulary as poetgen's
             data = textbook_data([s.text for s in trainer.corpus.split("train")], tok)
@@ -317,7 +320,7 @@ def main(argv: list[str] | None = None) -> None:
             del textbook
         if "b" not in args.skip:
             batches_b = poetgen_batches(trainer)
-            results["b"] = timed("(b) poetgen: bucketed batch 64, adaptive softmax",
+            results["b"] = timed(f"(b) poetgen: bucketed batch {trainer.cfg.batch_size}, adaptive softmax",
                                  count_parameters(trainer.model), lambda: poetgen_step(trainer, next(batches_b)),
                                  args.warmup, args.steps, device)
             report(results["b"])
@@ -333,7 +336,8 @@ def main(argv: list[str] | None = None) -> None:
                                  count_parameters(names.rnn), names.step, args.warmup, args.names_steps, device)
             report(results["c"])
         if "d" not in args.skip:
-            custom = poetgen_trainer(args.data_dir, os.path.join(tmp, "d"), args.device, args.threads, cell="custom")
+            custom = poetgen_trainer(args.data_dir, os.path.join(tmp, "d"), args.device, args.threads, cell="custom",
+                                     batch_size=args.batch_size)
             batches_d = poetgen_batches(custom)
             results["d"] = timed("(d) poetgen, hand-written LSTM (--cell custom)",
                                  count_parameters(custom.model), lambda: poetgen_step(custom, next(batches_d)),
