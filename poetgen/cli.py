@@ -528,7 +528,7 @@ def evaluate(
     check_seed(seed)
     ck = load_checkpoint(checkpoint) if checkpoint else load_for("poems", None)
     if ck.kind == "poems":
-        from poetgen.poems import evaluate_poems
+        from poetgen.poem_eval import evaluate_poems
 
         result = evaluate_poems(ck, samples=samples, seed=seed, data_dir=data_dir)
     elif ck.kind == "classify":

@@ -22,15 +22,8 @@ from poetgen.checkpoint import Checkpoint, load_checkpoint, text_hash
 from poetgen.corpora import Sample, to_script
 from poetgen.errors import PoetgenError
 from poetgen.model import ModelConfig
-from poetgen.poems import (
-    FORMS,
-    Poem,
-    bigram_perplexity,
-    evaluate_poems,
-    heldout_perplexity,
-    is_cjk,
-    write_poems,
-)
+from poetgen.poem_eval import bigram_perplexity, evaluate_poems, heldout_perplexity
+from poetgen.poems import FORMS, Poem, is_cjk, write_poems
 from poetgen.sample import Sampling
 from poetgen.train import TrainConfig, Trainer
 from tests.conftest import TINY_POEMS
