@@ -18,6 +18,19 @@ def mark(ok: bool) -> str:
     return "[green]✓[/]" if ok else "[red]✗[/]"
 
 
+def group_name(check: dict) -> str | None:
+    """The rhyme group as the table names it (traditional: 下平聲二蕭), in simplified script when
+    the poem is written in simplified characters (下平声二萧)."""
+    group = check.get("rhyme_group")
+    if not group:
+        return None
+    from poetgen.corpora import to_script
+
+    text = "".join(check.get("lines", []))
+    traditional = to_script(text, "simplified") != text  # a script-neutral poem reads as simplified
+    return group if traditional else to_script(group, "simplified")
+
+
 def verdict(check: dict) -> Text:
     """One line: `七绝 · form ✓ · rhyme ✓ (下平七陽) · 平仄 ✗`."""
     parts = [check.get("form", "?")]
@@ -25,7 +38,7 @@ def verdict(check: dict) -> Text:
         if key in check.get("rules", {}):
             parts.append(f"{label} {mark(check['rules'][key])}")
     if check.get("rhyme_group"):
-        parts.append(f"group {check['rhyme_group']}")
+        parts.append(f"group {group_name(check)}")
     return Text.from_markup(" · ".join(parts), style="dim")
 
 
@@ -72,7 +85,7 @@ def check_table(check: dict) -> Group:
         rules.add_row(RULE_NAMES.get(key, key), mark(ok))
     facts = Text.from_markup(
         f"form [bold]{check['form']}[/] · rhyme chars [bold]{''.join(check['rhyme_chars']) or '-'}[/] · "
-        f"group [bold]{check.get('rhyme_group') or '-'}[/] · scheme {check.get('scheme', '')}"
+        f"group [bold]{group_name(check) or '-'}[/] · scheme {check.get('scheme', '')}"
     )
     return Group(facts, chars, rules)
 

@@ -136,3 +136,11 @@ def test_compare_runs_on_a_tiny_text_file_with_a_small_batch(tmp_path: Path):
 def test_a_bad_thread_count_in_the_environment_is_one_line():
     result = RUNNER.invoke(app, ["write", "青山"], env={**ENV, "POETGEN_THREADS": "two"})
     assert result.exit_code == 2 and "POETGEN_THREADS must be a whole number >= 1, got 'two'" in result.output
+
+
+def test_rhyme_group_is_shown_in_the_poem_script():
+    simplified = run("check", "床前明月光，疑是地上霜。举头望明月，低头思故乡。")
+    traditional = run("check", "床前明月光，疑是地上霜。舉頭望明月，低頭思故鄉。")
+    assert "group 下平声七阳" in simplified.output and "group 下平聲七陽" in traditional.output
+    as_json = json.loads(run("check", "床前明月光，疑是地上霜。举头望明月，低头思故乡。", "--json").output)
+    assert as_json["rhyme_group"] == "下平聲七陽"  # the table's own name, for lookups
