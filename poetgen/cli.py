@@ -574,6 +574,10 @@ def names(
     top_p: TopP = 1.0,
     seed: Seed = None,
     greedy: Greedy = False,
+    guidance: Annotated[float | None, typer.Option(
+        help="Push each letter towards the language (0 = plain sampling; default 3).")] = None,
+    rerank: Annotated[float | None, typer.Option(
+        help="Prefer whole names that read as the language (0 = off; default 4).")] = None,
     checkpoint: CheckpointOpt = None,
     as_json: Json = False,
 ) -> None:
@@ -585,11 +589,13 @@ def names(
     sampling = sampling_of(temp, top_k, top_p, seed, greedy)
     ck = load_for("names", checkpoint)
     if lang.lower() == "all":
-        table = generate_all(ck, num if num != 10 else 3, start=start, sampling=sampling, novel=novel)
+        table = generate_all(ck, num if num != 10 else 3, start=start, sampling=sampling, novel=novel,
+                             guidance=guidance, rerank=rerank)
         emit_json(table) if as_json else out.print(names_by_language(table))
         return
     language = resolve_language(ck, lang)
-    result = generate_names(ck, language, num, start=start, sampling=sampling, novel=novel)
+    result = generate_names(ck, language, num, start=start, sampling=sampling, novel=novel, guidance=guidance,
+                            rerank=rerank)
     if len(result) < num:
         err.print(f"[yellow]only {len(result)} distinct names found[/]")
     emit_json(result) if as_json else out.print(names_columns(result, title=language))

@@ -208,7 +208,7 @@ def _check_sampling(
     rerank = DEFAULT_RERANK if rerank is None else rerank
     for name, value in (("guidance", guidance), ("rerank", rerank)):
         if not (math.isfinite(value) and 0 <= value <= 20):
-            raise PoetgenError(f"{name} must be between 0 and 20, got {value}")
+            raise PoetgenError(f"--{name} must be between 0 and 20, got {value:g}")
     return sampling, guidance, rerank
 
 

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from poetgen.cli import app
+from poetgen.sample import Sampling
 
 RUNNER = CliRunner()
 ENV = {"COLUMNS": "120", "NO_COLOR": "1"}
@@ -144,3 +145,14 @@ def test_rhyme_group_is_shown_in_the_poem_script():
     assert "group 下平声七阳" in simplified.output and "group 下平聲七陽" in traditional.output
     as_json = json.loads(run("check", "床前明月光，疑是地上霜。举头望明月，低头思故乡。", "--json").output)
     assert as_json["rhyme_group"] == "下平聲七陽"  # the table's own name, for lookups
+
+
+def test_names_guidance_flags_reach_the_sampler():
+    from poetgen.checkpoint import load_for
+    from poetgen.names import generate_names
+
+    plain = run("names", "--lang", "rus", "-n", "5", "--seed", "4", "--guidance", "0", "--rerank", "0", "--json")
+    assert plain.exit_code == 0, plain.output
+    expected = generate_names(load_for("names", None), "Russian", 5, sampling=Sampling(temperature=0.9, seed=4),
+                              guidance=0, rerank=0)
+    assert json.loads(plain.output) == expected

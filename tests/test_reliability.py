@@ -202,6 +202,8 @@ BAD_INPUT = [
     (["eval", "-c", "{binary}"], None, 2, "not a poetgen checkpoint"),
     # names
     (["names", "--lang", "", "-c", "{names}"], None, 2, "give a language"),
+    (["names", "--lang", "rus", "--guidance", "50", "-c", "{names}"], None, 2, "--guidance must be between 0 and 20"),
+    (["names", "--lang", "rus", "--rerank", "-1", "-c", "{names}"], None, 2, "--rerank must be between 0 and 20"),
     (["names", "--lang", EMOJI, "-c", "{names}"], None, 2, "unknown language"),
     (["names", "--lang", "Russian", "--start", MIXED, "-c", "{names}"], None, 2, "letters the model never saw"),
     (["names", "--lang", "Russian", "--start", "Ab" * 5000, "-c", "{names}"], None, 2, "not shorter than"),
