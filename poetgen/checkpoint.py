@@ -8,12 +8,10 @@ SIGKILL) mid-write leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import platform
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,23 +84,13 @@ def save_checkpoint(
     header = {**meta, "format": FORMAT, "poetgen_version": __version__, "torch_version": torch.__version__,
               "python": platform.python_version()}
     path = Path(path)
-    tmp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        save_file(tensors, tmp, metadata={"poetgen": json.dumps(header, ensure_ascii=False)})
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; a checkpoint is meant to be shared
-        os.replace(tmp, path)
-    except BaseException as e:  # Ctrl-C mid-write too: never leave the temporary file behind
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                Path(tmp).unlink(missing_ok=True)
+        with paths.atomic_path(path) as tmp:  # Ctrl-C mid-write too: no half-written checkpoint
+            save_file(tensors, str(tmp), metadata={"poetgen": json.dumps(header, ensure_ascii=False)})
+    except (OSError, SafetensorError) as e:
         # safetensors reports a full disk as SafetensorError ("I/O error: No space left on device")
-        if isinstance(e, OSError | SafetensorError):
-            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-            raise PoetgenError(f"cannot write checkpoint {path}: {reason}", code=1) from None
-        raise
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise PoetgenError(f"cannot write checkpoint {path}: {reason}", code=1) from None
 
 
 def read_header(path: Path) -> tuple[dict, dict[str, Tensor]]:

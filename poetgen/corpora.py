@@ -10,10 +10,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
 import random
 import re
-import tempfile
 import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
@@ -132,19 +130,12 @@ def _cached_tuple(name: str, script: str, fingerprint: str, files: tuple[Path, .
 
 
 def _write_jsonl_atomic(path: Path, samples: list[Sample]) -> None:
-    # A temporary name of its own: two processes (DDP ranks, two terminals) may prepare at once.
-    tmp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with paths.atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
             for s in samples:
                 fh.write(json.dumps(asdict(s), ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
     except OSError:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        # a read-only or full cache only costs speed: the corpus is prepared again next time
+        pass  # a read-only or full cache only costs speed: the corpus is prepared again next time
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from poetgen.errors import PoetgenError
@@ -44,3 +47,25 @@ def bundled(name: str) -> Path:
     """
     inside = PACKAGE / name
     return inside if inside.is_dir() else PACKAGE.parent / name
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary file beside ``path`` to write into; renamed onto ``path`` when the block ends.
+
+    Readers see the old file or the whole new one, never half of it. The temporary name is unique
+    (DDP ranks and two terminals may write at once). Whatever stops the block (an error, Ctrl-C)
+    removes the temporary file and is re-raised; OSError from here is the caller's to word.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; these are meant to be read by others
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 from poetgen.errors import PoetgenError
+from poetgen.paths import atomic_path
 
 METRICS = "metrics.jsonl"
 DPI = 120
@@ -96,16 +95,10 @@ def _figure(width: float, height: float):
 def _save(fig, out: Path) -> Path:
     """Write the PNG atomically (a half-written image is never left behind)."""
     out = Path(out)
-    tmp = None
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".png", dir=out.parent)
-        os.close(fd)
-        fig.savefig(tmp, dpi=DPI, format="png")
-        os.replace(tmp, out)
+        with atomic_path(out, ".png") as tmp:
+            fig.savefig(tmp, dpi=DPI, format="png")
     except OSError as e:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
         raise PoetgenError(f"cannot write {out}: {e.strerror or e}", code=1) from None
     return out
 

@@ -29,6 +29,7 @@ from poetgen.data import batch_order, collate_classify, collate_lm, encode, shar
 from poetgen.errors import PoetgenError, unknown
 from poetgen.metrics import classification_report, classifier_predictions, lm_nll
 from poetgen.model import Classifier, ModelConfig, build_model, count_parameters
+from poetgen.paths import atomic_path
 from poetgen.vocab import Tokenizer, build_tokenizer, tokenizer_from_dict
 
 SCHEDULES = ("cosine", "plateau", "constant")
@@ -553,9 +554,8 @@ def _trim_metrics(path: Path, step: int) -> None:
                 and record["step"] <= step:
             kept.append(line)
     if kept != lines:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text("".join(kept), encoding="utf-8")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            tmp.write_text("".join(kept), encoding="utf-8")
 
 
 def _flatten_optimizer(state: dict) -> dict[str, torch.Tensor]:
