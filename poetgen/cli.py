@@ -179,6 +179,11 @@ def emit_json(data: Any) -> None:
     out.print_json(json.dumps(data, ensure_ascii=False))
 
 
+def show(data: Any, as_json: bool, render: Callable[[Any], Any]) -> None:
+    """``--json``: the data as JSON; otherwise the Rich rendering of it."""
+    emit_json(data) if as_json else out.print(render(data))
+
+
 MAX_SEED = 2**63 - 1
 
 
@@ -258,10 +263,7 @@ def corpus_info(
     from poetgen.render import corpus_info_tables
 
     info = info_of(load_corpus(name, data_dir, script=script))
-    if as_json:
-        emit_json(info)
-    else:
-        out.print(corpus_info_tables(info))
+    show(info, as_json, corpus_info_tables)
 
 
 @corpus_app.command("prepare")
@@ -507,10 +509,7 @@ def check(
     if not poem.strip():
         raise PoetgenError("the poem is empty")
     result = check_poem(poem, scheme).to_dict()
-    if as_json:
-        emit_json(result)
-    else:
-        out.print(check_table(result))
+    show(result, as_json, check_table)
 
 
 @app.command("eval")
@@ -591,14 +590,14 @@ def names(
     if lang.lower() == "all":
         table = generate_all(ck, num if num != 10 else 3, start=start, sampling=sampling, novel=novel,
                              guidance=guidance, rerank=rerank)
-        emit_json(table) if as_json else out.print(names_by_language(table))
+        show(table, as_json, names_by_language)
         return
     language = resolve_language(ck, lang)
     result = generate_names(ck, language, num, start=start, sampling=sampling, novel=novel, guidance=guidance,
                             rerank=rerank)
     if len(result) < num:
         err.print(f"[yellow]only {len(result)} distinct names found[/]")
-    emit_json(result) if as_json else out.print(names_columns(result, title=language))
+    show(result, as_json, lambda names: names_columns(names, title=language))
 
 
 @app.command()
@@ -633,10 +632,7 @@ def classify(
             sys.stdout.write(f"{p.name}\t{best}\t{prob:.4f}\n")
         return
     results = [p.to_dict() for p in predictions]
-    if as_json:
-        emit_json(results)
-        return
-    out.print(classify_table(results))  # the renderer shows names as plain text, never as markup
+    show(results, as_json, classify_table)  # the renderer shows names as plain text, never as markup
 
 
 def _name_source(args: list[str], file: Path | None) -> Iterator[str]:
