@@ -392,6 +392,9 @@ def train(
         err.print(f"{'resuming' if resume else 'training'} {cfg.model.model}/{cfg.model.cell} on {escape(corpus)} "
                   f"({facts['parameters']:,} parameters, vocab {facts['vocab']}, {facts['train']} samples, "
                   f"{facts['steps']} steps on {facts['device']}) → {escape(str(out_path))}")
+        if cfg.class_weight_power or cfg.label_smoothing:
+            err.print(f"loss: class-weight power {cfg.class_weight_power:g}, label smoothing {cfg.label_smoothing:g}",
+                      style="dim")
         err.print(str(trainer.model), style="dim", markup=False)
     with TrainingProgress(quiet) as log:
         trainer.log = log
