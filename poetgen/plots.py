@@ -103,6 +103,21 @@ def _save(fig, out: Path) -> Path:
     return out
 
 
+def _panel(ax, records: list[dict], series: tuple[tuple[str, str, str], ...], title: str, ylabel: str,
+           legend: str = "best"):
+    """One panel of curves against step: ``series`` holds (metrics key, legend label, line style)."""
+    for key, label, style in series:
+        xs, ys = _series(records, key)
+        if xs:
+            ax.plot(xs, ys, style, marker="o", markersize=3, label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc=legend)
+    return ax
+
+
 def plot_curves(records: list[dict], out: Path, title: str = "") -> Path:
     """Loss (train and validation) against step; a second panel with accuracy and macro-F1 when
     the run is a classifier."""
@@ -111,28 +126,12 @@ def plot_curves(records: list[dict], out: Path, title: str = "") -> Path:
     classifier = any("val_accuracy" in r for r in records)
     fig = _figure(11 if classifier else 6.5, 4.2)
     axes = fig.subplots(1, 2 if classifier else 1, squeeze=False)[0]
-    loss = axes[0]
-    for key, label, style in (("train_loss", "train", "--"), ("val_loss", "validation", "-")):
-        xs, ys = _series(records, key)
-        if xs:
-            loss.plot(xs, ys, style, marker="o", markersize=3, label=label)
-    loss.set_xlabel("step")
-    loss.set_ylabel("loss (nats per character)" if not classifier else "loss (cross-entropy per name)")
-    loss.set_title("loss")
-    loss.grid(alpha=0.3)
-    loss.legend()
+    ylabel = "loss (nats per character)" if not classifier else "loss (cross-entropy per name)"
+    _panel(axes[0], records, (("train_loss", "train", "--"), ("val_loss", "validation", "-")), "loss", ylabel)
     if classifier:
-        acc = axes[1]
-        for key, label, style in (("val_accuracy", "accuracy", "-"), ("val_macro_f1", "macro-F1", "--")):
-            xs, ys = _series(records, key)
-            if xs:
-                acc.plot(xs, ys, style, marker="o", markersize=3, label=label)
-        acc.set_xlabel("step")
-        acc.set_ylabel("validation score")
+        acc = _panel(axes[1], records, (("val_accuracy", "accuracy", "-"), ("val_macro_f1", "macro-F1", "--")),
+                     "validation accuracy and macro-F1", "validation score", legend="lower right")
         acc.set_ylim(0, 1)
-        acc.set_title("validation accuracy and macro-F1")
-        acc.grid(alpha=0.3)
-        acc.legend(loc="lower right")
     if title:
         fig.suptitle(title)
     return _save(fig, out)
