@@ -568,7 +568,8 @@ def _render_eval(result: dict) -> None:
 def names(
     lang: Annotated[str, typer.Option("--lang", "-l", help="Language (case-insensitive, prefix ok) or 'all'.")]
     = "all",
-    num: Annotated[int, typer.Option("--num", "-n", help="How many names (per language with --lang all).")] = 10,
+    num: Annotated[int | None, typer.Option("--num", "-n", help="How many names (default 10; 3 per language "
+                                            "with --lang all).")] = None,
     start: Annotated[str, typer.Option(help="Force the first letters.")] = "",
     novel: Annotated[bool, typer.Option("--novel", help="Only names not in the training data.")] = False,
     temp: Temp = 0.9,  # names.DEFAULT_TEMPERATURE: the setting BENCHMARKS.md measures
@@ -591,11 +592,12 @@ def names(
     sampling = sampling_of(temp, top_k, top_p, seed, greedy)
     ck = load_for("names", checkpoint)
     if lang.lower() == "all":
-        table = generate_all(ck, num if num != 10 else 3, start=start, sampling=sampling, novel=novel,
+        table = generate_all(ck, 3 if num is None else num, start=start, sampling=sampling, novel=novel,
                              guidance=guidance, rerank=rerank)
         show(table, as_json, names_by_language)
         return
     language = resolve_language(ck, lang)
+    num = 10 if num is None else num
     result = generate_names(ck, language, num, start=start, sampling=sampling, novel=novel, guidance=guidance,
                             rerank=rerank)
     if len(result) < num:

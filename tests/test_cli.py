@@ -156,3 +156,11 @@ def test_names_guidance_flags_reach_the_sampler():
     expected = generate_names(load_for("names", None), "Russian", 5, sampling=Sampling(temperature=0.9, seed=4),
                               guidance=0, rerank=0)
     assert json.loads(plain.output) == expected
+
+
+def test_names_for_all_languages_default_to_three_but_honour_an_explicit_ten():
+    fast = ["--guidance", "0", "--rerank", "0", "--seed", "2", "--json"]
+    default = json.loads(run("names", "--lang", "all", *fast).output)
+    ten = json.loads(run("names", "--lang", "all", "-n", "10", *fast).output)
+    assert {len(v) for v in default.values()} == {3}
+    assert len(ten) == 18 and {len(v) for v in ten.values()} == {10}
