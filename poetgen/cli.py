@@ -89,6 +89,7 @@ def _path(value: Any) -> Path:
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", parser=_path, help="Raw-data folder (else $POETGEN_DATA, "
                                               "else ~/.cache/poetgen).", rich_help_panel=DATA)]
+CorpusScript = Annotated[str, typer.Option(help="simplified or traditional (poems).")]
 CheckpointOpt = Annotated[Path | None, typer.Option("--checkpoint", "-c", parser=_path,
                                                     help="A checkpoint file or run folder "
                                                     "(default: the model shipped with poetgen).")]
@@ -254,7 +255,7 @@ def corpus_list(data_dir: DataDir = None) -> None:
 def corpus_info(
     name: Annotated[str, typer.Argument(help="tang, songci, names, or a path to a text file.")],
     data_dir: DataDir = None,
-    script: Annotated[str, typer.Option(help="simplified or traditional (poems).")] = "simplified",
+    script: CorpusScript = "simplified",
     as_json: Json = False,
 ) -> None:
     """Counts per form / language and split, vocabulary size, length histogram."""
@@ -271,7 +272,7 @@ def corpus_info(
 def corpus_prepare(
     name: Annotated[str, typer.Argument(help="tang, songci or names.")],
     data_dir: DataDir = None,
-    script: Annotated[str, typer.Option(help="simplified or traditional (poems).")] = "simplified",
+    script: CorpusScript = "simplified",
 ) -> None:
     """Clean, de-duplicate and split a corpus once (cached; training does this on demand too)."""
     from poetgen.corpora import load_corpus
