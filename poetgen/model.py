@@ -87,8 +87,8 @@ class LockedDropout(nn.Module):
     def forward(self, x: Tensor) -> Tensor:  # (B, T, C)
         if not self.training or not self.p:
             return x
-        mask = torch.rand(x.shape[0], 1, x.shape[2], device=x.device) >= self.p
-        return x * mask.to(x.dtype) / (1 - self.p)
+        keep = torch.rand(x.shape[0], 1, x.shape[2], device=x.device) >= self.p
+        return x * (keep.to(x.dtype) / (1 - self.p))  # scale the small mask, not the big tensor
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
