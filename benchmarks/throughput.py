@@ -2,11 +2,14 @@
 
 How to run (from the repository root, with the corpora at ../shared/corpora)::
 
-    python benchmarks/throughput.py --data-dir ../shared/corpora              # 2 CPU threads, 30 steps
+    python benchmarks/throughput.py --data-dir ../shared/corpora         # 2 CPU threads, 5 rounds x 10 steps
     python benchmarks/throughput.py --data-dir ../shared/corpora --device cuda
-    python benchmarks/throughput.py --data-dir ../shared/corpora --steps 3 --names-steps 50   # smoke
+    python benchmarks/throughput.py --data-dir ../shared/corpora --rounds 1 --steps 2 --names-steps 50  # smoke
 
-Each recipe runs ``--warmup`` untimed steps, then ``--steps`` timed ones, on the same machine:
+Each recipe runs ``--warmup`` untimed steps, then ``--rounds`` rounds of ``--steps`` timed steps;
+within a round the recipes take turns, so a slow spell on a shared machine slows all of them. The
+script prints each round, the median useful chars/s per recipe, and the ratios of the medians with
+the range of the per-round ratios. The recipes:
 
 (a) textbook: the classic PyTorch Tang-poetry recipe re-implemented faithfully. Every poem becomes
     ``<START> poem <EOP>``, truncated at the end / LEFT-padded to 125 tokens (Keras
@@ -19,9 +22,9 @@ Each recipe runs ``--warmup`` untimed steps, then ``--steps`` timed ones, on the
 (c) the names-classification tutorial RNN (``i2h``/``i2o`` Linear + LogSoftmax, hidden 128, one-hot
     ASCII letters, one name per step, manual SGD 0.005); one step = one name.
 (d) as (b) with the hand-written LSTM (``--cell custom``), for the record.
-(e) torch's ``nn.LSTM`` of (b) alone, forward + backward on (b)'s batches (its input width, same
-    lengths), with no embedding, output layer, loss or optimiser: meant as the ceiling for a trainer
-    built on this kernel, though its figure has varied between runs (see BENCHMARKS.md).
+(e) torch's ``nn.LSTM`` of (b) alone, forward + backward on the same batches as (b) (its input
+    width, same lengths), with no embedding, output layer, loss or optimiser: the ceiling of any
+    trainer built on this kernel at this size, since a language model cannot skip those.
 
 Useful chars/s counts the non-padding targets that are text: the poem's characters plus its end
 marker (``<EOP>`` / ``<eos>``), never padding and never ``<START>``, divided by wall seconds of
@@ -34,19 +37,21 @@ from __future__ import annotations
 
 import argparse
 import glob
+import itertools
 import math
 import os
+import statistics
 import string
 import sys
 import tempfile
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from poetgen.corpora import FORMS, load_corpus
 from poetgen.model import count_parameters
 from poetgen.train import Trainer, build_vocab, pick_device, preset
 from poetgen.vocab import BOS, EOS, PAD, Tokenizer
@@ -244,18 +249,25 @@ def kernel_step(trainer: Trainer, idx: list[int]) -> tuple[float, int]:
     x = torch.ones(len(idx), max(lengths), rnn.input_size, device=trainer.device, requires_grad=True)
     out, _ = rnn(x)
     out.sum().backward()
-    return 0.0, sum(lengths)
+    return math.nan, sum(lengths)  # no loss: there is no output layer
 
 
 # ---------------------------------------------------------------------------------------------
-# Timing
+# Timing: every recipe runs once per round, in turn, so slow spells of a shared machine hit all
+# recipes alike; medians over rounds are reported, and each round's own ratios beside them.
+
+
+@dataclass
+class Recipe:
+    key: str
+    name: str
+    params: int
+    step: Callable[[], tuple[float, int]]  # one training step -> (loss, useful count)
+    steps: int
 
 
 @dataclass
 class Result:
-    name: str
-    params: int
-    steps: int
     seconds: float
     useful: int
     loss: float
@@ -265,18 +277,15 @@ class Result:
         return self.useful / self.seconds if self.seconds else 0.0
 
 
-def timed(name: str, params: int, step, warmup: int, steps: int, device: torch.device) -> Result:
-    """Run ``warmup`` untimed steps, then ``steps`` timed ones; ``step()`` → (loss, useful count)."""
-    for _ in range(warmup):
-        step()
+def timed(recipe: Recipe, device: torch.device) -> Result:
     sync(device)
     useful, loss = 0, math.nan
     start = time.perf_counter()
-    for _ in range(steps):
-        loss, n = step()
+    for _ in range(recipe.steps):
+        loss, n = recipe.step()
         useful += n
     sync(device)
-    return Result(name, params, steps, time.perf_counter() - start, useful, loss)
+    return Result(time.perf_counter() - start, useful, loss)
 
 
 def sync(device: torch.device) -> None:
@@ -284,17 +293,51 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def regulated_train_texts(data_dir: str) -> list[str]:
-    corpus = load_corpus("tang", data_dir, forms=list(FORMS))
-    return [s.text for s in corpus.split("train")]
+def run_rounds(recipes: list[Recipe], rounds: int, warmup: int, device: torch.device) -> dict[str, list[Result]]:
+    for recipe in recipes:
+        for _ in range(warmup):
+            recipe.step()
+    results: dict[str, list[Result]] = {r.key: [] for r in recipes}
+    for i in range(rounds):
+        line = []
+        for recipe in recipes:
+            results[recipe.key].append(timed(recipe, device))
+            line.append(f"({recipe.key}) {results[recipe.key][-1].rate:,.0f}")
+        print(f"round {i + 1}: useful chars/s " + "  ".join(line), flush=True)
+    return results
+
+
+def median_rate(results: list[Result]) -> float:
+    return statistics.median(r.rate for r in results)
+
+
+def report(recipes: list[Recipe], results: dict[str, list[Result]]) -> None:
+    print()
+    for recipe in recipes:
+        runs = results[recipe.key]
+        rates = [r.rate for r in runs]
+        ms = statistics.median(r.seconds / recipe.steps * 1000 for r in runs)
+        print(f"({recipe.key}) {recipe.name}\n    params {recipe.params:,}  {recipe.steps} steps x {len(runs)} rounds  "
+              f"median {ms:.1f} ms/step  useful chars/s median {statistics.median(rates):,.0f} "
+              f"(min {min(rates):,.0f}, max {max(rates):,.0f})  last loss {runs[-1].loss:.3f}".replace("nan", "-"))
+    print()
+    ratios = (("b", "a", ""), ("e", "a", "  (the LSTM kernel alone)"), ("b", "e", "  (share of the kernel ceiling)"),
+              ("d", "b", ""))
+    for top, bottom, note in ratios:
+        if top in results and bottom in results:
+            per_round = [t.rate / b.rate for t, b in zip(results[top], results[bottom], strict=True)]
+            ratio = median_rate(results[top]) / median_rate(results[bottom])
+            print(f"ratio ({top})/({bottom}) useful chars/s: {ratio:.2f}x of medians; "
+                  f"per round {min(per_round):.2f}-{max(per_round):.2f}x{note}")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=os.environ.get("POETGEN_DATA", "../shared/corpora"))
-    parser.add_argument("--steps", type=int, default=30, help="timed steps per recipe")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps before timing")
-    parser.add_argument("--names-steps", type=int, default=2000, help="timed names for (c), one per step")
+    parser.add_argument("--rounds", type=int, default=5, help="times each recipe is timed, in turn")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per recipe per round")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps before the first round")
+    parser.add_argument("--names-steps", type=int, default=1000, help="timed names per round for (c), one per step")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, help="poetgen's batch size for (b), (d), (e) (default: the preset's)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -304,60 +347,41 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(0)
     device = pick_device(args.device)
     print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads, "
-          f"{args.warmup} warm-up + {args.steps} timed steps")
-    results: dict[str, Result] = {}
+          f"{args.warmup} warm-up steps, then {args.rounds} rounds of {args.steps} timed steps per recipe")
 
     with tempfile.TemporaryDirectory() as tmp:
         trainer = poetgen_trainer(args.data_dir, os.path.join(tmp, "b"), args.device, args.threads,
                                   batch_size=args.batch_size)
+        # (b), (d) and (e) see the same batches in the same order, round for round.
+        batches = list(itertools.islice(poetgen_batches(trainer), args.warmup + args.rounds * args.steps))
+        recipes = []
         if "a" not in args.skip:
             tok = build_vocab(trainer.cfg, trainer.corpus)  # the same vocabulary as poetgen's
             data = textbook_data([s.text for s in trainer.corpus.split("train")], tok)
             textbook = TextbookTrainer(len(tok), device)
-            batches = textbook_batches(data, 128, torch.Generator().manual_seed(0))
-            results["a"] = timed("(a) textbook: left-pad 125, full softmax, batch 128",
-                                 count_parameters(textbook.model), lambda: textbook.step(next(batches)),
-                                 args.warmup, args.steps, device)
-            report(results["a"])
-            del textbook
+            stream = textbook_batches(data, 128, torch.Generator().manual_seed(0))
+            recipes.append(Recipe("a", "textbook: left-pad 125, full softmax, batch 128",
+                                  count_parameters(textbook.model), lambda: textbook.step(next(stream)), args.steps))
         if "b" not in args.skip:
-            batches_b = poetgen_batches(trainer)
-            results["b"] = timed(f"(b) poetgen: bucketed batch {trainer.cfg.batch_size}, adaptive softmax",
-                                 count_parameters(trainer.model), lambda: poetgen_step(trainer, next(batches_b)),
-                                 args.warmup, args.steps, device)
-            report(results["b"])
+            order_b = iter(batches)
+            recipes.append(Recipe("b", f"poetgen: bucketed batch {trainer.cfg.batch_size}, adaptive softmax",
+                                  count_parameters(trainer.model), lambda: poetgen_step(trainer, next(order_b)),
+                                  args.steps))
         if "e" not in args.skip:
-            batches_e = poetgen_batches(trainer)
-            results["e"] = timed("(e) (b)'s nn.LSTM alone, forward + backward",
-                                 count_parameters(trainer.model.rnn), lambda: kernel_step(trainer, next(batches_e)),
-                                 args.warmup, args.steps, device)
-            report(results["e"])
-        if "c" not in args.skip:
-            names = TutorialNames(load_tutorial_names(args.data_dir), device)
-            results["c"] = timed("(c) names tutorial RNN, one name per step (letters read)",
-                                 count_parameters(names.rnn), names.step, args.warmup, args.names_steps, device)
-            report(results["c"])
+            order_e = iter(batches)
+            recipes.append(Recipe("e", "(b)'s nn.LSTM alone, forward + backward", count_parameters(trainer.model.rnn),
+                                  lambda: kernel_step(trainer, next(order_e)), args.steps))
         if "d" not in args.skip:
             custom = poetgen_trainer(args.data_dir, os.path.join(tmp, "d"), args.device, args.threads, cell="custom",
                                      batch_size=args.batch_size)
-            batches_d = poetgen_batches(custom)
-            results["d"] = timed("(d) poetgen, hand-written LSTM (--cell custom)",
-                                 count_parameters(custom.model), lambda: poetgen_step(custom, next(batches_d)),
-                                 args.warmup, args.steps, device)
-            report(results["d"])
-
-    if "a" in results and "b" in results:
-        print(f"ratio (b)/(a) useful chars/s: {results['b'].rate / results['a'].rate:.2f}x")
-    if "a" in results and "e" in results:
-        print(f"ratio (e)/(a) useful chars/s: {results['e'].rate / results['a'].rate:.2f}x  (the kernel alone)")
-    if "b" in results and "d" in results:
-        print(f"ratio (d)/(b) useful chars/s: {results['d'].rate / results['b'].rate:.2f}x")
-
-
-def report(r: Result) -> None:
-    print(f"{r.name}\n    params {r.params:,}  steps {r.steps}  {r.seconds:.2f} s  "
-          f"{r.seconds / max(r.steps, 1) * 1000:.1f} ms/step  useful {r.useful:,}  "
-          f"useful chars/s {r.rate:,.0f}  last loss {r.loss:.3f}", flush=True)
+            order_d = iter(batches)
+            recipes.append(Recipe("d", "poetgen, hand-written LSTM (--cell custom)", count_parameters(custom.model),
+                                  lambda: poetgen_step(custom, next(order_d)), args.steps))
+        if "c" not in args.skip:
+            names = TutorialNames(load_tutorial_names(args.data_dir), device)
+            recipes.append(Recipe("c", "names tutorial RNN, one name per step (letters read)",
+                                  count_parameters(names.rnn), names.step, args.names_steps))
+        report(recipes, run_rounds(recipes, args.rounds, args.warmup, device))
 
 
 if __name__ == "__main__":

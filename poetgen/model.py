@@ -165,8 +165,14 @@ class LanguageModel(nn.Module):
 
 
 def default_cutoffs(vocab_size: int) -> list[int]:
-    """Clusters for adaptive softmax: the frequent head, then rarer tails (ids sorted by token)."""
-    edges = [c for c in (1000, 3000) if c < vocab_size - 1]
+    """Clusters for adaptive softmax: the frequent head, then rarer tails (ids in frequency order).
+
+    Every position pays for the head, only the rarer ones for a tail, so on a CPU a small head is
+    cheapest: in the Tang corpus the top 200 characters are 56% of the text, the top 1,000 88%,
+    the top 3,000 98.7%. Against a 1,000-character head this cuts the output layer's work per
+    character from ~290k to ~110k multiply-adds at hidden size 256 (BENCHMARKS.md).
+    """
+    edges = [c for c in (200, 1000, 3000) if c < vocab_size - 1]
     return edges or [max(1, vocab_size // 2)]
 
 

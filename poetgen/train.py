@@ -314,9 +314,12 @@ class Trainer:
         decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2 and "embed" not in n]
         rest = [p for n, p in self.model.named_parameters() if not (p.dim() >= 2 and "embed" not in n)]
         groups = [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+        # The fused kernel updates each tensor in one pass: 1.1 ms instead of 5.7 ms per step for
+        # the 2.3M-parameter benchmark model on 2 CPU cores (BENCHMARKS.md).
+        fused = self.device.type in ("cpu", "cuda")
         if self.cfg.optimizer == "adam":
-            return torch.optim.Adam(groups, lr=self.cfg.lr)
-        return torch.optim.AdamW(groups, lr=self.cfg.lr)
+            return torch.optim.Adam(groups, lr=self.cfg.lr, fused=fused)
+        return torch.optim.AdamW(groups, lr=self.cfg.lr, fused=fused)
 
     def total_steps(self) -> int:
         per_epoch = math.ceil(len(self.train_set) / self.cfg.batch_size)

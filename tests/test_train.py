@@ -15,7 +15,7 @@ import torch
 from poetgen.checkpoint import load_checkpoint
 from poetgen.data import collate_lm
 from poetgen.errors import PoetgenError
-from poetgen.model import ModelConfig
+from poetgen.model import LanguageModel, ModelConfig
 from poetgen.train import TrainConfig, Trainer
 
 
@@ -69,6 +69,22 @@ def test_can_overfit_one_batch(tiny_data: Path, tmp_path: Path, adaptive: bool):
     for _ in range(150):
         loss, _ = trainer.train_step(idx)
     assert loss < 0.3, f"could not overfit a single batch (loss {loss:.2f}): wiring bug?"
+
+
+@pytest.mark.parametrize("vocab_size", [5, 6, 150, 202, 203, 1001, 1002, 6765])
+def test_default_adaptive_clusters_give_a_distribution_for_any_vocabulary(vocab_size: int):
+    """The default clusters fit every vocabulary size (a user's text file may have 6 or 6,000
+    characters), and the adaptive output is a proper distribution that the loss agrees with."""
+    model = LanguageModel(ModelConfig(vocab_size=vocab_size, embed=8, hidden=16, layers=1, dropout=0.0,
+                                      adaptive=True).validate()).eval()
+    tokens = torch.randint(1, vocab_size, (3, 5))
+    targets = torch.randint(1, vocab_size, (3, 5))
+    with torch.no_grad():
+        logp = model.log_probs(model.features(tokens)[0])
+        nll = model(tokens, targets)
+    assert torch.allclose(logp.exp().sum(-1), torch.ones(3, 5), atol=1e-4)
+    picked = -logp.gather(-1, targets[..., None]).sum()
+    assert torch.allclose(nll, picked, rtol=1e-4)
 
 
 def test_padding_never_counts(tiny_data: Path, tmp_path: Path):
