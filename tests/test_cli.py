@@ -139,6 +139,15 @@ def test_a_bad_thread_count_in_the_environment_is_one_line():
     assert result.exit_code == 2 and "POETGEN_THREADS must be a whole number >= 1, got 'two'" in result.output
 
 
+def test_an_acrostic_of_free_length_is_shown_as_gu_ti_not_as_a_failed_form():
+    result = run("write", "明月", "--acrostic", "--seed", "2")
+    assert result.exit_code == 0, result.output
+    assert "七古 · punctuation ✓" in result.output
+    assert "form ✗" not in result.output and "other" not in result.output
+    regulated = run("write", "春夏秋冬", "--acrostic", "--seed", "2")
+    assert "七绝 · form ✓" in regulated.output
+
+
 def test_rhyme_group_is_shown_in_the_poem_script():
     simplified = run("check", "床前明月光，疑是地上霜。举头望明月，低头思故乡。")
     traditional = run("check", "床前明月光，疑是地上霜。舉頭望明月，低頭思故鄉。")
