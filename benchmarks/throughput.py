@@ -247,6 +247,7 @@ def kernel_step(trainer: Trainer, idx: list[int]) -> tuple[float, int]:
     # The kernel's cost does not depend on the values: a constant fill keeps random-number
     # generation out of the ceiling's timing.
     x = torch.ones(len(idx), max(lengths), rnn.input_size, device=trainer.device, requires_grad=True)
+    rnn.zero_grad(set_to_none=True)  # as (b) does: no accumulating onto (b)'s gradients
     out, _ = rnn(x)
     out.sum().backward()
     return math.nan, sum(lengths)  # no loss: there is no output layer
@@ -317,9 +318,10 @@ def report(recipes: list[Recipe], results: dict[str, list[Result]]) -> None:
         runs = results[recipe.key]
         rates = [r.rate for r in runs]
         ms = statistics.median(r.seconds / recipe.steps * 1000 for r in runs)
+        loss = "-" if math.isnan(runs[-1].loss) else f"{runs[-1].loss:.3f}"
         print(f"({recipe.key}) {recipe.name}\n    params {recipe.params:,}  {recipe.steps} steps x {len(runs)} rounds  "
               f"median {ms:.1f} ms/step  useful chars/s median {statistics.median(rates):,.0f} "
-              f"(min {min(rates):,.0f}, max {max(rates):,.0f})  last loss {runs[-1].loss:.3f}".replace("nan", "-"))
+              f"(min {min(rates):,.0f}, max {max(rates):,.0f})  last loss {loss}")
     print()
     ratios = (("b", "a", ""), ("e", "a", "  (the LSTM kernel alone)"), ("b", "e", "  (share of the kernel ceiling)"),
               ("d", "b", ""))

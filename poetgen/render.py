@@ -62,7 +62,7 @@ def poem_panel(poem: dict, title: str | None = None) -> Group:
     body = Text("\n".join(rows), justify="center", style="bold")
     panel = Panel(body, title=title or poem.get("form"), expand=False, padding=(1, 4), box=box.ROUNDED)
     check = poem.get("check") or {}
-    if check and str(poem.get("form", "")).endswith("古"):
+    if check and poem.get("form", "").endswith("古"):
         # An acrostic of 2, 3, 5... heads is 古体 verse on purpose: no regulated form to fail.
         check = {**check, "form": poem["form"], "rules": {k: v for k, v in check["rules"].items() if k != "form"}}
     return Group(Align.center(panel), Align.center(verdict(check))) if check else Group(Align.center(panel))
