@@ -48,8 +48,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import MAXLEN, TextbookTrainer, textbook_batches, textbook_data, textbook_sequence
 
 from poetgen.checkpoint import load_checkpoint
+from poetgen.config import preset
 from poetgen.score import MIXTURE, score_lines, summarize
-from poetgen.train import Trainer, build_vocab, load_training_corpus, pick_device, preset
+from poetgen.train import Trainer, build_vocab, load_training_corpus, pick_device
 from poetgen.vocab import BOS, EOS, UNK, Tokenizer
 
 # ---------------------------------------------------------------------------------------------

@@ -38,8 +38,9 @@ from torch import Tensor, nn
 from poetgen.checkpoint import bundled_checkpoint, load_for
 from poetgen.corpora import Sample, load_corpus
 from poetgen.data import encode
-from poetgen.metrics import classification_report, classifier_predictions
-from poetgen.names import DEFAULT_TEMPERATURE, evaluate_generator
+from poetgen.evaluate import classification_report, classifier_predictions
+from poetgen.names.evaluate import evaluate_generator
+from poetgen.names.generate import DEFAULT_TEMPERATURE
 from poetgen.sample import Sampling
 
 TARGET_ACCURACY = 0.83
@@ -123,7 +124,8 @@ class _Budget(Exception):
 
 def run_poetgen(data_dir: str, seconds: float, threads: int, probe_every: int, seed: int,
                 overrides: dict | None = None) -> dict:
-    from poetgen.train import Trainer, preset
+    from poetgen.config import preset
+    from poetgen.train import Trainer
 
     cfg = preset("names", "classify")
     cfg.data_dir, cfg.threads, cfg.seed, cfg.patience = data_dir, threads, seed, 0

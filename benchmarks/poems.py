@@ -31,8 +31,8 @@ import time
 import torch
 
 from poetgen.checkpoint import load_for
-from poetgen.poem_eval import bigram_perplexity, evaluate_poems, evaluation_corpus, heldout_perplexity
-from poetgen.poems import FORMS
+from poetgen.poems.evaluate import bigram_perplexity, evaluate_poems, evaluation_corpus, heldout_perplexity
+from poetgen.poems.text import FORMS
 from poetgen.sample import Sampling
 
 

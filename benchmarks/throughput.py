@@ -52,8 +52,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from poetgen.config import preset
 from poetgen.model import count_parameters
-from poetgen.train import Trainer, build_vocab, pick_device, preset
+from poetgen.train import Trainer, build_vocab, pick_device
 from poetgen.vocab import BOS, EOS, PAD, Tokenizer
 
 MAXLEN = 125  # the recipe's opt.maxlen

@@ -133,8 +133,18 @@ def load_checkpoint(path: Path | str, device: str | torch.device = "cpu") -> Che
     if len(categories) != config.num_categories:
         raise PoetgenError(f"{path}: {len(categories)} category labels but the model has {config.num_categories}")
     model = build_model(config)
-    seen = tensors.pop(SEEN_KEY, None)
-    weights = {k: v for k, v in tensors.items() if not k.startswith(TRAIN_PREFIX)}
+    seen = tensors.get(SEEN_KEY)
+    restore_weights(model, tensors, path)
+    model.to(device).eval()
+    seen_set = frozenset(seen.tolist()) if seen is not None else frozenset()
+    return Checkpoint(model, config, tokenizer, categories, meta, path, seen_set)
+
+
+def restore_weights(model: nn.Module, tensors: dict[str, Tensor], path: Path) -> None:
+    """Load a checkpoint's weights into ``model``: every tensor must be one of the model's, with
+    its shape, and every weight of the model must be there (a tied output layer is stored once).
+    Training state and seen-text hashes are not weights and are left alone."""
+    weights = {k: v for k, v in tensors.items() if not k.startswith(TRAIN_PREFIX) and k != SEEN_KEY}
     expected = model.state_dict()
     for name, t in weights.items():
         if name not in expected or expected[name].shape != t.shape:
@@ -142,10 +152,8 @@ def load_checkpoint(path: Path | str, device: str | torch.device = "cpu") -> Che
     missing = [k for k in expected if k not in weights and not _is_tied(model, k)]
     if missing:
         raise PoetgenError(f"{path}: weights do not match the config (missing {missing[0]})")
+    # strict=False only for the tied output weight, which the checks above allow to be absent
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()}, strict=False)
-    model.to(device).eval()
-    seen_set = frozenset(seen.tolist()) if seen is not None else frozenset()
-    return Checkpoint(model, config, tokenizer, categories, meta, path, seen_set)
 
 
 def _is_tied(model: nn.Module, key: str) -> bool:

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from poetgen import paths
 from poetgen.errors import PoetgenError, unknown
+from poetgen.poems.text import FORMS, LINE_END, OTHER, clean_marks, poem_form
 
 CORPORA = ("tang", "songci", "names")
 SCRIPTS = ("simplified", "traditional")
-FORMS = {"五绝": (4, 5), "七绝": (4, 7), "五律": (8, 5), "七律": (8, 7)}  # lines, chars per line
 SPLITS = ("train", "val", "test")
 PREPARED_VERSION = 1  # bump when cleaning rules change so stale caches are rebuilt
 
@@ -78,9 +78,9 @@ def load_corpus(
     fingerprint = _fingerprint(files)
     samples = _cached(name, script, fingerprint, files)
     if forms:
-        bad = [f for f in forms if f not in (*FORMS, "other")]
+        bad = [f for f in forms if f not in (*FORMS, OTHER)]
         if bad:
-            raise unknown("form", bad[0], [*FORMS, "other"])
+            raise unknown("form", bad[0], [*FORMS, OTHER])
         samples = [s for s in samples if s.category in forms]
     if not samples:
         raise PoetgenError(f"corpus '{name}' has no samples" + (f" of form {','.join(forms)}" if forms else ""))
@@ -141,8 +141,6 @@ def _write_jsonl_atomic(path: Path, samples: list[Sample]) -> None:
 # ---------------------------------------------------------------------------------------------
 # Poems
 
-ASCII_PUNCT = str.maketrans({",": "，", ".": "。", "?": "？", "!": "！", ";": "；", ":": "："})
-LINE_END = "，。？！；"
 # Editorial notes, matched non-greedily one at a time so two notes never swallow the verse
 # between them (the classic bug of r"（.*）").
 NOTE = re.compile(r"（[^（）]*）|\([^()]*\)|《[^《》]*》|〖[^〗]*〗|「[^「」]*」|『[^『』]*』|〈[^〈〉]*〉")
@@ -158,7 +156,7 @@ def clean_poem(paragraphs: list[str]) -> str | None:
     if not isinstance(paragraphs, list) or not all(isinstance(p, str) for p in paragraphs):
         return None  # damaged record (numbers, nested lists): skip it like any damaged poem
     text = "".join(p.strip() for p in paragraphs)
-    text = text.translate(ASCII_PUNCT).replace(" ", "").replace("\u3000", "")
+    text = clean_marks(text)
     while True:  # notes may nest: 「…」 inside （…）; peel them from the inside out
         stripped = NOTE.sub("", text)
         if stripped == text:
@@ -166,24 +164,11 @@ def clean_poem(paragraphs: list[str]) -> str | None:
         text = stripped
     text = VARIANT.sub(r"\1", text)
     text = re.sub(r"[0-9０-９]", "", text)
-    text = text.replace("：", "，").replace("、", "，")
     if LOST.search(text) or not text or not ALLOWED.match(text):
         return None
     if text[-1] not in LINE_END:
         text += "。"
     return text
-
-
-def poem_lines(text: str) -> list[str]:
-    return [line for line in re.split(f"[{LINE_END}]", text) if line]
-
-
-def poem_form(text: str) -> str:
-    lines = poem_lines(text)
-    for form, (n_lines, n_chars) in FORMS.items():
-        if len(lines) == n_lines and all(len(line) == n_chars for line in lines):
-            return form
-    return "other"
 
 
 @lru_cache(maxsize=2)
@@ -228,7 +213,7 @@ def _prepare_poems(name: str, files: list[Path], script: str) -> list[Sample]:
             # The archive is traditional already: keep it (s2t on traditional text would "convert"
             # 床 to 牀 and the like). Song ci are simplified in the archive, so they are converted.
             out = simplified if script == "simplified" else text if name == "tang" else to_script(text, script)
-            category = poem_form(out) if name == "tang" else (item.get("rhythmic") or "other")
+            category = poem_form(out) if name == "tang" else (item.get("rhythmic") or OTHER)
             samples.append(Sample(out, category, _hash_split(simplified)))
     return samples
 

@@ -8,11 +8,26 @@ class PoetgenError(Exception):
 
     ``code`` is the process exit code: 2 for usage errors (bad option values, unknown names,
     files that are not what they claim to be), 1 for runtime failures (disk full, NaN loss).
+    ``param``: the library parameter a bad-value message starts with (see ``bad_value``), so that
+    a front end can name it as its user typed it (``top_p`` → ``--top-p``).
     """
 
-    def __init__(self, message: str, code: int = 2) -> None:
+    def __init__(self, message: str, code: int = 2, param: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.param = param
+
+    def named(self, spelling: dict[str, str]) -> str:
+        """The message with its parameter spelled as a front end spells it."""
+        message = str(self)
+        if self.param and self.param in spelling and message.startswith(self.param):
+            return spelling[self.param] + message[len(self.param):]
+        return message
+
+
+def bad_value(param: str, problem: str) -> PoetgenError:
+    """``top_p must be in (0, 1], got 2``: a usage error about one parameter."""
+    return PoetgenError(f"{param} {problem}", param=param)
 
 
 def closest(word: str, choices: list[str]) -> str | None:

@@ -12,12 +12,13 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from poetgen.cells import CustomRNN
-from poetgen.errors import PoetgenError, unknown
+from poetgen.errors import PoetgenError, bad_value, unknown
 from poetgen.vocab import PAD
 
 MODELS = ("rnn", "lstm", "gru")
 CELLS = ("torch", "custom")
 TASKS = ("lm", "classify")
+LOGITS_ELEMENTS = 1 << 24  # a full-softmax head computes at most this many logits at once when scoring
 
 
 @dataclass
@@ -56,9 +57,9 @@ class ModelConfig:
         for name in ("embed", "hidden", "layers"):
             value = getattr(self, name)
             if not 1 <= value <= 8192:
-                raise PoetgenError(f"--{name} must be between 1 and 8192, got {value}")
+                raise bad_value(name, f"must be between 1 and 8192, got {value}")
         if not 0 <= self.dropout < 1:
-            raise PoetgenError(f"--dropout must be in [0, 1), got {self.dropout}")
+            raise bad_value("dropout", f"must be in [0, 1), got {self.dropout}")
         return self
 
     def to_dict(self) -> dict:
@@ -121,9 +122,9 @@ class LanguageModel(nn.Module):
         if cfg.tie and cfg.hidden != cfg.embed:  # tying needs the output in embedding space
             self.proj = nn.Linear(cfg.hidden, cfg.embed)
             out = cfg.embed
+        self.adaptive = cfg.adaptive
         if cfg.adaptive:
-            cfg.cutoffs = cfg.cutoffs or default_cutoffs(cfg.vocab_size)  # recorded in the checkpoint
-            cutoffs = cfg.cutoffs
+            cutoffs = cfg.cutoffs or default_cutoffs(cfg.vocab_size)
             self.head = nn.AdaptiveLogSoftmaxWithLoss(out, cfg.vocab_size, cutoffs, div_value=2.0)
         else:
             self.head = nn.Linear(out, cfg.vocab_size)
@@ -143,25 +144,45 @@ class LanguageModel(nn.Module):
         return (self.proj(h) if self.proj is not None else h), state
 
     def log_probs(self, h: Tensor) -> Tensor:
-        """(…, H) → (…, V) log-probabilities."""
-        if isinstance(self.head, nn.AdaptiveLogSoftmaxWithLoss):
+        """(…, H) → (…, V) log-probabilities of every next token (what decoding draws from)."""
+        if self.adaptive:
             return self.head.log_prob(h.reshape(-1, h.shape[-1])).view(*h.shape[:-1], -1)
         return torch.log_softmax(self.head(h).float(), dim=-1)
 
+    def target_log_probs(self, h: Tensor, targets: Tensor) -> Tensor:
+        """log p(target) for features (…, H) and targets (…): (…), 0 where the target is padding.
+
+        The one place where scores are read off the output layer: training loss, held-out NLL,
+        ``poetgen score`` and names guidance all come here. Only non-padding positions reach the
+        head; an adaptive head evaluates just each target's cluster, a full one at most
+        ``LOGITS_ELEMENTS`` logits at once.
+        """
+        mask = targets != PAD
+        flat_h, flat = h[mask], targets[mask]
+        if self.adaptive:
+            picked = self.head(flat_h, flat).output.float()
+        else:
+            step = max(1, LOGITS_ELEMENTS // self.cfg.vocab_size)
+            picked = torch.cat([
+                -nn.functional.cross_entropy(self.head(flat_h[i : i + step]).float(), flat[i : i + step],
+                                             reduction="none")
+                for i in range(0, max(len(flat), 1), step)
+            ])
+        return torch.zeros(targets.shape, dtype=picked.dtype, device=h.device).masked_scatter(mask, picked)
+
+    def token_log_probs(self, tokens: Tensor, targets: Tensor, category: Tensor | None = None) -> Tensor:
+        """log p(targets[b, t] | tokens[b, :t+1], category[b]): (B, T), 0 at padding."""
+        h, _ = self.features(tokens, category)
+        return self.target_log_probs(h, targets)
+
     def forward(self, tokens: Tensor, targets: Tensor, category: Tensor | None = None,
                 weights: Tensor | None = None) -> Tensor:
-        """Summed negative log-likelihood of the non-padding targets (B, T) -> scalar; ``weights``
-        (B,) scales each sequence's terms (class-weighted training)."""
-        h, _ = self.features(tokens, category)
-        mask = targets != PAD
-        h, flat = h[mask], targets[mask]  # padding never reaches the loss
-        if isinstance(self.head, nn.AdaptiveLogSoftmaxWithLoss):
-            nll = -self.head(h, flat).output.float()
-        else:
-            nll = nn.functional.cross_entropy(self.head(h).float(), flat, reduction="none")
+        """The training loss: summed negative log-likelihood of the non-padding targets (B, T) →
+        scalar; ``weights`` (B,) scales each sequence's terms (class-weighted training)."""
+        log_probs = self.token_log_probs(tokens, targets, category)
         if weights is not None:
-            nll = nll * weights[:, None].expand_as(targets)[mask]
-        return nll.sum()
+            log_probs = log_probs * weights[:, None]
+        return -log_probs.sum()
 
 
 def default_cutoffs(vocab_size: int) -> list[int]:

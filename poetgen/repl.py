@@ -1,8 +1,12 @@
 """The interactive shell: ``poetgen`` with no command (or ``poetgen repl``).
 
-A loop that reads one command a line, calls the library and renders the result with Rich. Like
-``cli.py`` it holds no generation logic: every command is a short handler in the command table
-below, which also provides the help text and the tab-completion entries.
+A loop that reads one command a line. It speaks the CLI's grammar: ``write 青山 --form 五律 --temp
+0.9``, ``names Russian -n 5``, ``classify Hou``, ``check``, ``score FILE`` run the very commands of
+``poetgen.cli`` (parsed by the same options, mapped onto the library by the same code, rendered by the
+same functions), with the values of ``set`` as their defaults and the shell's models in place of
+``--checkpoint``. The shell's own commands (``set``, ``show``, ``load``, ``models``, ``help``,
+``quit``) are short handlers in the command table below, which also gives the help text and the
+tab-completion entries.
 
 * On a terminal it uses prompt_toolkit: line editing, history in ``paths.cache_dir() / "history"``,
   suggestions from history, tab completion, and a bottom toolbar with the models and settings.
@@ -16,6 +20,7 @@ below, which also provides the help text and the tab-completion entries.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
@@ -29,7 +34,8 @@ from rich.table import Table
 from poetgen import __version__, paths
 from poetgen.corpora import SCRIPTS
 from poetgen.errors import PoetgenError, closest, unknown
-from poetgen.prosody import FORMS, SCHEMES
+from poetgen.poems.prosody import SCHEMES
+from poetgen.poems.text import FORMS
 
 KINDS = ("poems", "names", "classify")
 KIND_NAMES = {"poems": "poem", "names": "names", "classify": "names classifier"}
@@ -47,24 +53,33 @@ PROMPT = "poetgen> "
 
 @dataclass
 class Settings:
-    temp: float = 0.8
-    top_k: int = 0
-    top_p: float = 1.0
+    """What ``set`` changed; None everywhere else, so the command's (the library's) default holds."""
+
+    temp: float | None = None
+    top_k: int | None = None
+    top_p: float | None = None
     seed: int | None = None
-    form: str = "auto"
-    script: str = "model"  # "model": whatever script the model was trained on
-    rhyme: bool = True
-    scheme: str = "pingshui"
-    n: int = 1
-    mood: str = ""
-    repeats: bool = False
-    copies: bool = False
-    novel: bool = False
+    form: str | None = None
+    script: str | None = None
+    rhyme: bool | None = None
+    scheme: str | None = None
+    n: int | None = None
+    mood: str | None = None
+    repeats: bool | None = None
+    copies: bool | None = None
+    novel: bool | None = None
 
-    def sampling(self):
-        from poetgen.sample import Sampling
 
-        return Sampling(self.temp, self.top_k, self.top_p, self.seed).validate()
+# Which option of which CLI command a setting fills in (click's parameter names).
+SETTING_OPTIONS: dict[str, dict[str, str]] = {
+    "write": {"temp": "temp", "top_k": "top_k", "top_p": "top_p", "seed": "seed", "form": "form",
+              "script": "script", "rhyme": "rhyme", "scheme": "rhyme_scheme", "n": "num", "mood": "mood",
+              "repeats": "allow_repeats", "copies": "allow_copies"},
+    "names": {"temp": "temp", "top_k": "top_k", "top_p": "top_p", "seed": "seed", "novel": "novel"},
+    "check": {"scheme": "scheme"},
+}
+# The CLI commands the shell runs, and the kind of model each runs on by default.
+CLI_COMMANDS = {"write": "poems", "names": "names", "classify": "classify", "check": None, "score": "poems"}
 
 
 def _number(kind: type, low: float, high: float, what: str) -> Callable[[str], Any]:
@@ -97,9 +112,11 @@ def _switch(text: str) -> bool:
 
 
 def _seed(text: str) -> int | None:
+    from poetgen.sample import MAX_SEED
+
     if text.lower() in ("none", "off", "random"):
         return None
-    return _number(int, 0, 2**63 - 1, "a whole number ≥ 0, or 'none' for a random seed")(text)
+    return _number(int, 0, MAX_SEED, "a whole number ≥ 0, or 'none' for a random seed")(text)
 
 
 @dataclass
@@ -115,12 +132,11 @@ SETTINGS: dict[str, Setting] = {
     "top_p": Setting(_number(float, 1e-9, 1, "a number in (0, 1]"), "nucleus sampling mass (1 = off)"),
     "seed": Setting(_seed, "random seed: the same seed gives the same output ('none' = random)", ("none",)),
     "form": Setting(_choice("auto", *FORMS), "poem form", ("auto", *FORMS)),
-    "script": Setting(_choice("model", *SCRIPTS), "output script of poems ('model' = as trained)",
-                      ("model", *SCRIPTS)),
+    "script": Setting(_choice(*SCRIPTS), "output script of poems (default: as the model was trained)", SCRIPTS),
     "rhyme": Setting(_switch, "force a 平 rhyme on the even lines", ("on", "off")),
     "scheme": Setting(_choice(*SCHEMES), "rhyme scheme for writing and check", SCHEMES),
     "n": Setting(_number(int, 1, 1000, "a count from 1 to 1000"), "poems per write / acrostic"),
-    "mood": Setting(str, "text fed to the poem model first to set the mood ('' to clear)", ("''",)),
+    "mood": Setting(str, "text fed to the poem model first to set the mood", ()),
     "repeats": Setting(_switch, "allow a character twice in a line", ("on", "off")),
     "copies": Setting(_switch, "allow lines copied from the training poems", ("on", "off")),
     "novel": Setting(_switch, "only names not in the training data", ("on", "off")),
@@ -191,7 +207,7 @@ class Models:
 @dataclass
 class Command:
     name: str
-    handler: Callable[[Repl, str], None]
+    handler: Callable[[Repl, str], int | None]  # the exit code (None: 0)
     usage: str
     summary: str
     details: str = ""
@@ -214,109 +230,99 @@ class Usage(PoetgenError):
     """A command typed with the wrong arguments (exit code 2 in scripts)."""
 
 
-def _count(text: str) -> int:
-    return _number(int, 1, 1000, "a count from 1 to 1000")(text)
+def _words(args: str) -> list[str]:
+    try:
+        return shlex.split(args)
+    except ValueError as e:  # an unclosed quote
+        raise Usage(f"cannot read the arguments: {e}") from None
 
 
-def _prefix_and_count(repl: Repl, args: str, name: str) -> tuple[str, int]:
-    words = args.split()
-    n = repl.settings.n
-    if words and words[-1].isdigit():
-        n = _count(words.pop())
-    if len(words) > 1:
-        raise Usage(f"usage: {COMMANDS[name].usage} (one word of characters, no spaces)")
-    return (words[0] if words else ""), n
+def _cli_command(name: str):
+    """The click command behind ``poetgen NAME``."""
+    import typer
+
+    from poetgen.cli import app
+
+    group = typer.main.get_command(app)
+    return group.get_command(None, name)  # type: ignore[arg-type]
 
 
-def _write(repl: Repl, prefix: str, n: int, acrostic: bool) -> None:
-    from poetgen.poems import write_poems
-    from poetgen.render import poem_panel
-
-    s = repl.settings
-    sampling = s.sampling()
-    ck = repl.model("poems")
-    poems = write_poems(ck, prefix, form=s.form, acrostic=acrostic, n=n, sampling=sampling, rhyme=s.rhyme,
-                        rhyme_scheme=s.scheme, allow_repeats=s.repeats, allow_copies=s.copies, mood=s.mood,
-                        script=None if s.script == "model" else s.script)
-    for poem in poems:
-        data = poem.to_dict()
-        repl.last_poem = data["text"]
-        repl.out.print(poem_panel(data))
+def _long_options(name: str) -> list[str]:
+    """The long options of ``poetgen NAME`` (``--form``, ``--temp`` …), for completion and help."""
+    return [opt for param in _cli_command(name).params for opt in param.opts if opt.startswith("--")]
 
 
-@command("write [PREFIX] [N]", "write a poem that continues PREFIX",
-         "Uses the settings temp, top_k, top_p, seed, form, script, rhyme, scheme, mood, repeats, copies;\n"
-         "N poems (default: the n setting) are sampled as one batch.  Examples: write 青山 · write 明月 3 · write")
-def cmd_write(repl: Repl, args: str) -> None:
-    prefix, n = _prefix_and_count(repl, args, "write")
-    _write(repl, prefix, n, acrostic=False)
+def run_cli(repl: Repl, name: str, words: list[str]) -> int:
+    """Run ``poetgen NAME WORDS`` in this session: the settings as defaults, the session's models
+    in place of the bundled ones, output on the session's consoles. Returns the exit code."""
+    import typer
+
+    from poetgen.cli import base as cli
+
+    defaults = {option: getattr(repl.settings, key) for key, option in SETTING_OPTIONS.get(name, {}).items()
+                if getattr(repl.settings, key) is not None}
+    kind = CLI_COMMANDS[name]
+    if kind is not None:
+        repl.model(kind)  # load (or report a missing model) before parsing, as the old shell did
+    with cli.embedded(repl.out, repl.err, repl.model):
+        try:
+            code = _cli_command(name).main(words, prog_name=name, standalone_mode=False, default_map=defaults)
+        except cli.CLICK_ERROR as e:  # parsing: an unknown option, a value that is not a number
+            raise Usage(cli.one_line(e.format_message())) from None
+        except typer.Exit as e:
+            code = e.exit_code
+    if cli.SESSION["last_poem"]:
+        repl.last_poem = cli.SESSION["last_poem"]
+    return code if isinstance(code, int) else 0
 
 
-@command("acrostic HEADS [N]", "write an acrostic (藏头诗): one head character per line",
-         "The same settings as write.  Example: acrostic 春夏秋冬")
-def cmd_acrostic(repl: Repl, args: str) -> None:
-    heads, n = _prefix_and_count(repl, args, "acrostic")
-    if not heads:
-        raise Usage(f"usage: {COMMANDS['acrostic'].usage} — for example: acrostic 春夏秋冬")
-    _write(repl, heads, n, acrostic=True)
+def _runs(name: str, *, before: tuple[str, ...] = (), example: str = "") -> Callable[[Repl, str], int]:
+    """A handler that runs ``poetgen NAME BEFORE… WORDS…``; with ``example``, WORDS may not be empty."""
+
+    def handler(repl: Repl, args: str) -> int:
+        words = _words(args)
+        if example and not words:
+            usage = next(c.usage for c in COMMANDS.values() if c.handler is handler)
+            raise Usage(f"usage: {usage} — for example: {example}")
+        return run_cli(repl, name, [*before, *words])
+
+    return handler
 
 
-@command("names LANGUAGE [N] [START]", "names that sound like LANGUAGE ('all': a few per language)",
-         "LANGUAGE is case-insensitive and may be a prefix (rus → Russian).  START forces the first letters.\n"
-         "Uses temp, top_k, top_p, seed, novel.  Examples: names Russian 5 · names jap 3 Ta · names all")
-def cmd_names(repl: Repl, args: str) -> None:
-    from poetgen.names import generate_all, generate_names, resolve_language
-    from poetgen.render import names_by_language, names_columns
-
-    words = args.split()
-    if not words:
-        raise Usage(f"usage: {COMMANDS['names'].usage} — for example: names Russian 5")
-    if len(words) > 3 or (len(words) == 3 and not words[1].isdigit()):
-        raise Usage(f"usage: {COMMANDS['names'].usage}")
-    n = _count(words[1]) if len(words) > 1 and words[1].isdigit() else None
-    start = words[-1] if len(words) > 1 and not words[-1].isdigit() else ""
-    sampling = repl.settings.sampling()
-    ck = repl.model("names")
-    if words[0].lower() == "all":
-        table = generate_all(ck, n or 3, start=start, sampling=sampling, novel=repl.settings.novel)
-        repl.out.print(names_by_language(table))
-        return
-    language = resolve_language(ck, words[0])
-    n = n or 10
-    result = generate_names(ck, language, n, start=start, sampling=sampling, novel=repl.settings.novel)
-    repl.out.print(names_columns(result, title=language))
-    if len(result) < n:
-        repl.out.print(f"[yellow]only {len(result)} distinct names found[/]")
+command("write [PREFIX] [OPTIONS]", "write a poem that continues PREFIX (the options of `poetgen write`)",
+        "Settings fill in what the line does not give: temp, top_k, top_p, seed, form, script, rhyme,\n"
+        "scheme, n, mood, repeats, copies.  Examples: write 青山 · write 明月 -n 3 --form 五律 · write --temp 0.5",
+        )(_runs("write"))
+command("acrostic HEADS [OPTIONS]", "write an acrostic (藏头诗): `write HEADS --acrostic`",
+        "The same options and settings as write.  Example: acrostic 春夏秋冬 --form 五绝",
+        )(_runs("write", before=("--acrostic",), example="acrostic 春夏秋冬"))
+command("names [LANGUAGE] [OPTIONS]", "names that sound like LANGUAGE ('all', the default: a few per language)",
+        "LANGUAGE is case-insensitive and may be a prefix (rus → Russian); options as `poetgen names`.\n"
+        "Uses temp, top_k, top_p, seed, novel.  Examples: names Russian -n 5 · names jap --start Ta · names",
+        )(_runs("names"))
+command("classify NAME... [OPTIONS]", "which language is each surname from (top 3)",
+        "Example: classify Dovesky Jackson Hou · classify Hou --top 5",
+        )(_runs("classify", example="classify Dovesky Jackson Hou"))
 
 
-@command("classify NAME...", "which language is each surname from (top 3)",
-         "Example: classify Dovesky Jackson Hou")
-def cmd_classify(repl: Repl, args: str) -> None:
-    from poetgen.names import classify
-    from poetgen.render import classify_table
-
-    names = args.split()
-    if not names:
-        raise Usage(f"usage: {COMMANDS['classify'].usage} — for example: classify Dovesky Jackson Hou")
-    ck = repl.model("classify")
-    repl.out.print(classify_table([p.to_dict() for p in classify(ck, names, top=3)]))
-
-
-@command("check [POEM]", "form, 平仄, rhyme group and rules of a poem (default: the last one written)",
+@command("check [POEM] [OPTIONS]", "form, 平仄, rhyme group and rules of a poem (default: the last one written)",
          "Uses the scheme setting.  Example: check 床前明月光，疑是地上霜。举头望明月，低头思故乡。")
-def cmd_check(repl: Repl, args: str) -> None:
-    from poetgen.prosody import check_poem
-    from poetgen.render import check_table
+def cmd_check(repl: Repl, args: str) -> int:
+    words = _words(args)
+    if not [w for w in words if not w.startswith("-")]:
+        if not repl.last_poem:
+            raise Usage("usage: check POEM — or write a poem first and type check")
+        words = [repl.last_poem, *words]
+    return run_cli(repl, "check", words)
 
-    text = "".join(args.split()) or repl.last_poem
-    if not text:
-        raise Usage("usage: check POEM — or write a poem first and type check")
-    repl.out.print(check_table(check_poem(text, repl.settings.scheme).to_dict()))
+
+command("score FILE [OPTIONS]", "per-character NLL and perplexity of each line of FILE under the poem model",
+        )(_runs("score"))
 
 
-@command("set NAME VALUE", "change a setting (show settings lists them)",
+@command("set NAME VALUE", "change a setting, or `set NAME default` (show settings lists them)",
          "Examples: set temp 0.7 · set top_k 8 · set top_p 0.9 · set seed 3 · set form 五律 · "
-         "set script traditional · set rhyme off")
+         "set script traditional · set rhyme off · set temp default")
 def cmd_set(repl: Repl, args: str) -> None:
     words = args.split(maxsplit=1)
     if not words:
@@ -326,17 +332,17 @@ def cmd_set(repl: Repl, args: str) -> None:
     if len(words) == 1:
         raise Usage(f"usage: set {key} VALUE — {SETTINGS[key].help}; now {_shown(repl.settings, key)}")
     raw = words[1].strip()
-    value = "" if key == "mood" and raw in ("''", '""') else SETTINGS[key].parse(raw)
+    value = None if raw.lower() == "default" else SETTINGS[key].parse(raw)
     setattr(repl.settings, key, value)
     repl.out.print(f"{key} = {escape(_shown(repl.settings, key))}", style="dim")
 
 
 def _shown(settings: Settings, key: str) -> str:
     value = getattr(settings, key)
+    if value is None:
+        return "none (random)" if key == "seed" else "default"
     if isinstance(value, bool):
         return "on" if value else "off"
-    if value is None:
-        return "none (random)"
     if key == "temp" and value == 0:
         return "0 (greedy)"
     return repr(value) if key == "mood" else str(value)
@@ -406,6 +412,9 @@ def cmd_help(repl: Repl, args: str) -> None:
         repl.out.print(f"[bold]{escape(cmd.usage)}[/] — {escape(cmd.summary)}")
         if cmd.details:
             repl.out.print(escape(cmd.details), style="dim")
+        cli_name = "write" if cmd.name == "acrostic" else cmd.name
+        if cli_name in CLI_COMMANDS:
+            repl.out.print("options: " + " ".join(_long_options(cli_name)), style="dim")
         return
     table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column(style="bold")
@@ -462,12 +471,11 @@ class Repl:
             return 0
         name, _, args = line.partition(" ")
         try:
-            COMMANDS[self.resolve(name.lower())].handler(self, args.strip())
-            return 0
+            return COMMANDS[self.resolve(name.lower())].handler(self, args.strip()) or 0
         except Quit:
             raise
         except KeyboardInterrupt:
-            self.err.print("[yellow]cancelled[/]")
+            self.err.print("[yellow]interrupted[/]")
             return 130
         except PoetgenError as e:
             self.err.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
@@ -484,7 +492,11 @@ class Repl:
 
         words: dict[str, Any] = {name: None for name in COMMANDS}
         words["exit"] = None
-        words["names"] = {lang: None for lang in [*self.models.languages(), "all"]}
+        values = {"--form": ("auto", *FORMS), "--script": SCRIPTS, "--rhyme-scheme": SCHEMES, "--scheme": SCHEMES}
+        for name in CLI_COMMANDS:
+            words[name] = {flag: dict.fromkeys(values.get(flag, ())) or None for flag in _long_options(name)}
+        words["acrostic"] = words["write"]
+        words["names"].update(dict.fromkeys([*self.models.languages(), "all"]))
         words["set"] = {key: ({v: None for v in s.values} or None) for key, s in SETTINGS.items()}
         words["show"] = {"settings": None, "models": None}
         words["help"] = {name: None for name in COMMANDS}
@@ -497,7 +509,8 @@ class Repl:
             mark = "✓" if kind in self.models.loaded else "✗" if kind in self.models.missing else "·"
             models.append(f"{kind} {self.models.source_label(kind)} {mark}")
         s = self.settings
-        knobs = f"temp {_shown(s, 'temp')} · top-k {s.top_k or 'off'} · top-p {s.top_p:g} · form {s.form}"
+        knobs = (f"temp {_shown(s, 'temp')} · top-k {s.top_k or 'off'} · top-p {1.0 if s.top_p is None else s.top_p:g}"
+                 f" · form {s.form or 'auto'}")
         return [("class:bottom-toolbar", f" {' · '.join(models)} │ {knobs} ")]
 
     def run_terminal(self, history_file: Path | None, input: Any = None, output: Any = None) -> int:

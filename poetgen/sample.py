@@ -1,42 +1,61 @@
-"""Decoding: temperature → top-k → top-p filtering, seeded draws, and a step-by-step driver for a
-trained language model that keeps the recurrent state between steps.
+"""The decoding core that poems, names and free text share: temperature → top-k → top-p
+filtering, one draw routine, one greedy rule, one way to ban tokens and to end a sequence, and a
+step-by-step driver that keeps a language model's recurrent state between steps.
 
 Names follow Hugging Face ``generate``: ``temperature``, ``top_k`` (0 = off), ``top_p`` (1.0 = off).
-``temperature=0`` means greedy decoding (the CLI spells it ``--greedy``). All randomness comes from
-a local ``torch.Generator`` seeded by the caller, so the same seed gives the same text.
+``temperature=0`` means greedy decoding (the CLI spells it ``--greedy``). A draw turns one uniform
+number per row into a token (inverse CDF), so callers decide where the uniforms come from: a local
+``torch.Generator`` seeded by the caller (names, free text) or one generator per row (poems, so
+that a poem does not depend on the others in its batch). The same seed gives the same text.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
 
 from poetgen.checkpoint import Checkpoint
-from poetgen.errors import PoetgenError
+from poetgen.errors import PoetgenError, bad_value
 from poetgen.vocab import BOS, EOS, PAD, UNK
 
 # Below this temperature sampling is greedy in all but name, and dividing by it would overflow
 # float32 logits to inf (NaN after softmax): such temperatures are decoded greedily.
 GREEDY_BELOW = 1e-3
+DEFAULT_TEMPERATURE = 0.8  # free text and poems
+MAX_SEED = 2**63 - 1  # seeds are integers from 0 to 2^63 - 1 (torch.Generator's range)
 
 
 @dataclass
 class Sampling:
-    temperature: float = 0.8
+    temperature: float | None = None  # None: the task's own default (``resolved``); 0: greedy
     top_k: int = 0
     top_p: float = 1.0
     seed: int | None = None
 
+    @property
+    def greedy(self) -> bool:
+        """The one greedy rule: below ``GREEDY_BELOW`` the arg-max is taken."""
+        return self.temperature is not None and self.temperature < GREEDY_BELOW
+
+    def resolved(self, default_temperature: float) -> Sampling:
+        """These settings with the task's temperature where none was given, validated."""
+        if self.temperature is None:
+            return replace(self, temperature=default_temperature).validate()
+        return self.validate()
+
     def validate(self) -> Sampling:
+        if self.temperature is None:
+            return replace(self, temperature=DEFAULT_TEMPERATURE).validate()
         if not math.isfinite(self.temperature) or self.temperature < 0:
-            raise PoetgenError(f"--temp must be a positive number, got {self.temperature}")
+            raise bad_value("temperature", f"must be a number >= 0 (0 = greedy), got {self.temperature}")
         if self.top_k < 0:
-            raise PoetgenError(f"--top-k must be 0 (off) or positive, got {self.top_k}")
+            raise bad_value("top_k", f"must be 0 (off) or positive, got {self.top_k}")
         if not 0 < self.top_p <= 1:
-            raise PoetgenError(f"--top-p must be in (0, 1], got {self.top_p}")
+            raise bad_value("top_p", f"must be in (0, 1], got {self.top_p}")
+        check_seed(self.seed)
         return self
 
     def generator(self, device: str | torch.device = "cpu") -> torch.Generator:
@@ -46,6 +65,12 @@ class Sampling:
         else:
             g.manual_seed(self.seed)
         return g
+
+
+def check_seed(seed: int | None) -> None:
+    """Seeds are whole numbers from 0 to ``MAX_SEED``; None asks for a random one."""
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise bad_value("seed", f"must be between 0 and {MAX_SEED}, got {seed}")
 
 
 def filter_logits(logits: Tensor, temperature: float, top_k: int = 0, top_p: float = 1.0) -> Tensor:
@@ -68,13 +93,61 @@ def filter_logits(logits: Tensor, temperature: float, top_k: int = 0, top_p: flo
     return logits
 
 
-def draw(logits: Tensor, sampling: Sampling, generator: torch.Generator) -> Tensor:
-    """Sample one token id per row from (B, V) logits (already masked by constraints)."""
-    filtered = filter_logits(logits.float(), sampling.temperature, sampling.top_k, sampling.top_p)
-    if sampling.temperature < GREEDY_BELOW:
-        return filtered.argmax(dim=-1)
-    probs = torch.softmax(filtered, dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+def draw(logits: Tensor, sampling: Sampling, u: Tensor) -> Tensor:
+    """One token per row from (B, V) logits (-inf = forbidden), by inverse CDF on the row's uniform
+    ``u`` (B,); greedy decoding takes the arg-max and ignores ``u``.
+
+    Without top-k/top-p this is a few passes over (B, V): max, exp, cumsum, a binary search.
+    """
+    logits = logits.float()
+    if sampling.greedy:
+        return logits.argmax(-1)
+    # Shift first so that the best token sits at 0: a tiny temperature then cannot overflow to inf.
+    z = logits - logits.max(-1, keepdim=True).values
+    if sampling.top_k or sampling.top_p < 1.0:
+        z = filter_logits(z, sampling.temperature, sampling.top_k, sampling.top_p)
+    else:
+        z = z.div_(sampling.temperature)
+    cdf = z.exp().cumsum_(-1)
+    x = (u.to(device=cdf.device, dtype=cdf.dtype).clamp(min=1e-7) * cdf[:, -1]).unsqueeze(-1)
+    tok = torch.searchsorted(cdf, x).squeeze(-1).clamp_(max=cdf.shape[-1] - 1)
+    bad = ~torch.isfinite(z.gather(1, tok[:, None]).squeeze(-1))  # float edge cases: stay allowed
+    bad |= ~torch.isfinite(logits.gather(1, tok[:, None]).squeeze(-1))
+    if bool(bad.any()):
+        tok = torch.where(bad, logits.argmax(-1), tok)
+    return tok
+
+
+def uniforms(generator: torch.Generator, n: int) -> Tensor:
+    """``n`` uniform numbers for one draw of ``n`` rows."""
+    return torch.rand(n, generator=generator, dtype=torch.float64)
+
+
+def ban(logits: Tensor, ids: list[int]) -> Tensor:
+    """Forbid the tokens ``ids`` in every row of (B, V) logits (in place)."""
+    if ids:
+        logits[:, ids] = -math.inf
+    return logits
+
+
+def banned_ids(vocab_size: int) -> list[int]:
+    """Tokens that never appear inside generated text."""
+    return [t for t in (PAD, BOS, UNK) if t < vocab_size]
+
+
+def end_ban(prefix_ids: list[int], step: int) -> list[int]:
+    """``<eos>`` is forbidden before the first token of an empty sequence: text has at least one."""
+    return [EOS] if step == 0 and not prefix_ids else []
+
+
+def advance(out: list[list[int]], done: Tensor, nxt: Tensor) -> Tensor:
+    """Append each unfinished row's token to ``out`` (``<eos>`` ends the row) and return the new
+    ``done`` mask. Finished rows ignore what is drawn for them."""
+    for i in (~done).nonzero().flatten().tolist():
+        t = int(nxt[i])
+        if t != EOS:
+            out[i].append(t)
+    return done | (nxt.cpu() == EOS)
 
 
 class Stepper:
@@ -99,21 +172,31 @@ class Stepper:
         h, self.state = self.model.features(tokens.to(self.device), self.category, self.state)
         return self.model.log_probs(h[:, -1])
 
-    def reorder(self, index: Tensor) -> None:
-        """Keep only the rows in ``index`` (for dropping finished or rejected rows)."""
+    def subset(self, index: Tensor) -> Stepper:
+        """A stepper for the rows ``index`` only, continuing from their current state."""
         index = index.to(self.device)
+        sub = object.__new__(Stepper)
+        sub.model, sub.device, sub.batch = self.model, self.device, len(index)
+        sub.category = self.category.index_select(0, index) if self.category is not None else None
+        sub.state = _map_state(self.state, lambda s: s.index_select(1, index))
+        return sub
+
+    def update(self, index: Tensor, sub: Stepper) -> None:
+        """Take the rows ``index`` of the state from ``sub`` (a ``subset`` that was fed further)."""
+        index = index.to(self.device)
+        if self.state is None:
+            return
         if isinstance(self.state, tuple):
-            self.state = tuple(s.index_select(1, index) for s in self.state)
-        elif self.state is not None:
-            self.state = self.state.index_select(1, index)
-        if self.category is not None:
-            self.category = self.category.index_select(0, index)
-        self.batch = len(index)
+            self.state = tuple(s.index_copy(1, index, t) for s, t in zip(self.state, sub.state, strict=True))
+        else:
+            self.state = self.state.index_copy(1, index, sub.state)
 
 
-def banned_ids(vocab_size: int) -> list[int]:
-    """Tokens that never appear inside generated text."""
-    return [t for t in (PAD, BOS, UNK) if t < vocab_size]
+def _map_state(state, fn):
+    """Apply ``fn`` to a recurrent state: a tensor (RNN, GRU), an (h, c) pair (LSTM) or None."""
+    if state is None:
+        return None
+    return tuple(fn(s) for s in state) if isinstance(state, tuple) else fn(state)
 
 
 @torch.no_grad()
@@ -122,25 +205,18 @@ def generate(
     sampling: Sampling | None = None,
 ) -> list[str]:
     """Free-running sampling of ``n`` sequences in one batch, each stopping at ``<eos>``."""
-    sampling = (sampling or Sampling()).validate()
+    sampling = (sampling or Sampling()).resolved(DEFAULT_TEMPERATURE)
     g = sampling.generator()
     cats = torch.full((n,), category, dtype=torch.long) if category is not None else None
     stepper = Stepper(ck, n, cats)
-    start = [BOS, *ck.tokenizer.encode(prefix)]
-    log_probs = stepper.feed(torch.tensor([start] * n))
+    prefix_ids = ck.tokenizer.encode(prefix)
+    log_probs = stepper.feed(torch.tensor([[BOS, *prefix_ids]] * n))
     out: list[list[int]] = [[] for _ in range(n)]
     done = torch.zeros(n, dtype=torch.bool)
-    for _ in range(max_new_tokens):
-        log_probs[:, banned_ids(log_probs.shape[-1])] = -math.inf
-        if not out[0]:  # an empty continuation is allowed only when a prefix was given
-            log_probs[:, EOS] = -math.inf if not prefix else log_probs[:, EOS]
-        nxt = draw(log_probs.cpu(), sampling, g)
-        for i, t in enumerate(nxt.tolist()):
-            if not done[i]:
-                if t == EOS:
-                    done[i] = True
-                else:
-                    out[i].append(t)
+    for step in range(max_new_tokens):
+        ban(log_probs, banned_ids(log_probs.shape[-1]) + end_ban(prefix_ids, step))
+        nxt = draw(log_probs, sampling, uniforms(g, n))
+        done = advance(out, done, nxt)
         if bool(done.all()):
             break
         log_probs = stepper.feed(nxt)

@@ -5,7 +5,7 @@ What is scored (the numbers are per real character of the text):
 * **Targets.** A line x1..xn is read as ``<bos> x1 .. x(n-1)`` and each xi is scored given what
   comes before it: ``nll = -Σ log p(xi | <bos>, x<i)`` (nats, summed over the line).
   ``<eos>`` is **not** scored, so ``chars`` counts only characters of the text. (The training
-  loss and ``metrics.lm_nll`` include ``<eos>``; the two differ by the cost of predicting the end.)
+  loss and ``evaluate.lm_nll`` include ``<eos>``; the two differ by the cost of predicting the end.)
 * **Out-of-vocabulary characters** (those the checkpoint's vocabulary lacks) are counted in
   ``oov`` and listed in ``unknown``, and **excluded** from ``nll`` and ``chars``: the model still
   reads them as ``<unk>`` so later positions keep their place, but nothing ever asks it for the
@@ -44,19 +44,17 @@ from pathlib import Path
 from typing import BinaryIO
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from poetgen.checkpoint import Checkpoint
-from poetgen.corpora import ASCII_PUNCT
 from poetgen.data import pad
 from poetgen.errors import PoetgenError, unknown
-from poetgen.prosody import detect_form, split_lines
+from poetgen.poems.text import WIDTH_NAME, clean_marks, detect_form, nearest_form, split_lines
 from poetgen.vocab import BOS, PAD, SentencePieceVocab
 
 MIXTURE = "*"  # category=MIXTURE: score every line under the equal-weight mixture of all categories
 CHUNK_BATCHES = 8  # lines are sorted by length within chunks of this many batches
 WINDOW_TOKENS = 1 << 16  # rows × time steps run through the network at once
-LOGITS_ELEMENTS = 1 << 24  # a full-softmax head computes at most this many logits at once
 POEM_CORPORA = ("tang", "songci")
 
 # ---------------------------------------------------------------------------------------------
@@ -215,8 +213,7 @@ def _is_poem_model(ck: Checkpoint) -> bool:
 def _normalize(ck: Checkpoint, text: str) -> str:
     text = unicodedata.normalize("NFC", text).strip()
     if _is_poem_model(ck):  # as corpora.clean_poem cleaned the training text
-        text = text.translate(ASCII_PUNCT).replace(" ", "").replace("\u3000", "")
-        text = text.replace("：", "，").replace("、", "，")
+        text = clean_marks(text)
     return text
 
 
@@ -265,8 +262,8 @@ def _detect_category(ck: Checkpoint, text: str) -> int | None:
     form = detect_form(lines)
     if form not in ck.categories and lines and len({len(line) for line in lines}) == 1:
         width = len(lines[0])
-        if width in (5, 7) and len(lines) <= 8:
-            form = ("五" if width == 5 else "七") + ("绝" if len(lines) <= 4 else "律")
+        if width in WIDTH_NAME and len(lines) <= 8:
+            form = nearest_form(width, len(lines))
     return ck.categories.index(form) if form in ck.categories else None
 
 
@@ -312,28 +309,11 @@ def _row_log_probs(model: nn.Module, lines: list[_Line], categories: list[int | 
         category = torch.tensor([c or 0 for c in categories], dtype=torch.long, device=device)
     rows, steps = tokens.shape
     window = max(1, WINDOW_TOKENS // rows)
-    row_index = torch.arange(rows, device=device)[:, None].expand(rows, steps)
     totals = torch.zeros(rows, dtype=torch.float64, device=device)
     state = None
     for t0 in range(0, steps, window):
         # Right padding: every real step of a row comes before its padding, so carrying the state
         # across windows gives exactly the numbers of one pass over the whole width.
         h, state = model.features(tokens[:, t0 : t0 + window], category, state)
-        tgt = targets[:, t0 : t0 + window]
-        mask = tgt != PAD
-        if bool(mask.any()):
-            lp = target_log_probs(model, h[mask], tgt[mask])
-            totals.index_add_(0, row_index[:, t0 : t0 + window][mask], lp.double())
+        totals += model.target_log_probs(h, targets[:, t0 : t0 + window]).double().sum(1)
     return totals.tolist()
-
-
-def target_log_probs(model: nn.Module, h: Tensor, targets: Tensor) -> Tensor:
-    """log p(target) for features h (N, H) and targets (N,), without a full (N, V) softmax at once."""
-    if isinstance(model.head, nn.AdaptiveLogSoftmaxWithLoss):
-        return model.head(h, targets).output.float()  # only the target's cluster is evaluated
-    step = max(1, LOGITS_ELEMENTS // model.cfg.vocab_size)
-    parts = [
-        -nn.functional.cross_entropy(model.head(h[i : i + step]).float(), targets[i : i + step], reduction="none")
-        for i in range(0, len(h), step)
-    ]
-    return torch.cat(parts)

@@ -1,4 +1,5 @@
-"""Shared test fixtures: an isolated cache, the real corpora when present, tiny corpora to train on."""
+"""Shared test fixtures: an isolated cache, the real corpora when present, tiny corpora to train on,
+and three tiny models (poems, names generator, names classifier) trained once per test run."""
 
 from __future__ import annotations
 
@@ -71,3 +72,44 @@ def write_tiny_data(root: Path, poems_copies: int = 6) -> Path:
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_data(tmp_path_factory.mktemp("data"))
+
+
+def train_tiny(data: Path, out: Path, corpus: str, task: str = "lm", *, model: dict | None = None, **train) -> Path:
+    """Train a tiny model in seconds (one thread, quiet) into run folder ``out``; returns ``out``.
+
+    Its output is gibberish, but it goes through the same library calls as a real model.
+    """
+    from poetgen.config import TrainConfig
+    from poetgen.model import ModelConfig
+    from poetgen.train import Trainer
+
+    settings = {"max_steps": 30, "batch_size": 8, "warmup": 5, "eval_every": 10_000, "threads": 1, "device": "cpu",
+                "lr": 1e-2, **train}
+    cfg = TrainConfig(corpus=corpus, task=task, data_dir=str(data),
+                      model=ModelConfig(task=task, **{"embed": 16, "hidden": 32, "layers": 1, **(model or {})}),
+                      **settings)
+    Trainer(cfg, out, quiet=True).fit()
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Run folders {"poems", "names", "classify"} of the shared tiny models.
+
+    The poem model reads the tiny poems plus, when the real corpus is at hand, its first 300 poems
+    (a vocabulary worth sampling from); its output layer is an adaptive softmax with a 20-character
+    head, so that both output layers are exercised (the names models have a full softmax).
+    """
+    root = tmp_path_factory.mktemp("tiny-models")
+    data = write_tiny_data(root / "data")
+    real = SHARED / "chinese-poetry" / "quantangshi" / "poet.tang.0.json"
+    if real.is_file():
+        items = json.loads(real.read_text(encoding="utf-8"))[:300]
+        tiny = json.loads((data / "chinese-poetry" / "quantangshi" / "poet.tang.0.json").read_text(encoding="utf-8"))
+        (data / "chinese-poetry" / "quantangshi" / "poet.tang.0.json").write_text(
+            json.dumps(tiny + items, ensure_ascii=False), encoding="utf-8")
+    return {
+        "poems": train_tiny(data, root / "poems", "tang", model={"adaptive": True, "cutoffs": [20]}, max_steps=60),
+        "names": train_tiny(data, root / "names", "names", max_steps=120),
+        "classify": train_tiny(data, root / "classify", "names", "classify"),
+    }

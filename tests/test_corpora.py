@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from poetgen.corpora import clean_poem, corpus_info, load_corpus, normalize_name, poem_form
+from poetgen.corpora import clean_poem, corpus_info, load_corpus, normalize_name
 from poetgen.errors import PoetgenError
+from poetgen.poems.text import poem_form
 
 
 def test_notes_are_stripped_one_at_a_time_not_greedily():

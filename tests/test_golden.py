@@ -25,7 +25,7 @@ CASES = {
        for form in ("五绝", "七绝", "五律", "七律")},
     "write-top-k": ["write", "--form", "五绝", "--top-k", "20", "--top-p", "0.9", "--temp", "0.7", "--seed", "4",
                     "--json"],
-    "write-greedy": ["write", "秋风", "--greedy", "--json"],
+    "write-greedy": ["write", "秋风", "--greedy", "--seed", "0", "--json"],
     "names-russian": ["names", "--lang", "Russian", "-n", "5", "--seed", "1", "--json"],
     "names-start": ["names", "--lang", "Irish", "-n", "4", "--start", "Mc", "--seed", "2", "--json"],
     "names-all": ["names", "--lang", "all", "--seed", "3", "--json"],

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from poetgen.compare import compare_models, parse_spec
+from poetgen.config import preset
 from poetgen.errors import PoetgenError
-from poetgen.plots import plot_compare, plot_confusion, plot_run, read_metrics
-from poetgen.report import write_report
-from poetgen.train import Trainer, preset
+from poetgen.lab.compare import compare_models, parse_spec
+from poetgen.lab.plots import plot_compare, plot_confusion, plot_run, read_metrics
+from poetgen.lab.report import write_report
+from poetgen.train import Trainer
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 STEPS = 40
@@ -144,8 +145,8 @@ def test_report_of_a_name_generator(data, tmp_path):
 
 
 def test_report_of_a_poem_model(tiny_data, tmp_path):
+    from poetgen.config import TrainConfig
     from poetgen.model import ModelConfig
-    from poetgen.train import TrainConfig
 
     cfg = TrainConfig(corpus="tang", data_dir=str(tiny_data), model=ModelConfig(embed=16, hidden=24, layers=1),
                       epochs=1, batch_size=8, lr=1e-2, warmup=2, eval_every=3, threads=1)

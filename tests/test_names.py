@@ -14,21 +14,18 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import train_tiny
 
 from poetgen.checkpoint import Checkpoint, bundled_checkpoint, load_checkpoint
+from poetgen.config import TrainConfig, preset
 from poetgen.errors import PoetgenError
 from poetgen.model import ModelConfig
-from poetgen.names import (
-    canonical_case,
-    classify,
-    evaluate_classifier,
-    evaluate_generator,
-    generate_all,
-    generate_names,
-    resolve_language,
-)
+from poetgen.names.classify import classify
+from poetgen.names.evaluate import evaluate_classifier, evaluate_generator
+from poetgen.names.generate import generate_all, generate_names
+from poetgen.names.languages import canonical_case, resolve_language
 from poetgen.sample import Sampling
-from poetgen.train import TrainConfig, Trainer, preset
+from poetgen.train import Trainer
 
 LANGUAGES = ["Arabic", "Chinese", "Czech", "Dutch", "English", "French", "German", "Greek", "Irish", "Italian",
              "Japanese", "Korean", "Polish", "Portuguese", "Russian", "Scottish", "Spanish", "Vietnamese"]
@@ -62,25 +59,23 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _train(data_dir: Path, out: Path, task: str, model: ModelConfig, steps: int) -> Checkpoint:
-    cfg = TrainConfig(corpus="names", task=task, data_dir=str(data_dir), model=model, max_steps=steps,
-                      epochs=1000, batch_size=16, lr=1e-2, warmup=10, eval_every=steps, threads=1)
-    if task == "classify":  # the shipped classifier's loss: class weights and label smoothing
-        cfg.class_weight_power, cfg.label_smoothing = 0.3, 0.1
-    Trainer(cfg, out, quiet=True).fit()
+def _train(data_dir: Path, out: Path, task: str, model: dict, steps: int) -> Checkpoint:
+    # the classifier with the shipped classifier's loss: class weights and label smoothing
+    loss = {"class_weight_power": 0.3, "label_smoothing": 0.1} if task == "classify" else {}
+    train_tiny(data_dir, out, "names", task, model=model, max_steps=steps, epochs=1000, batch_size=16, warmup=10,
+               eval_every=steps, **loss)
     return load_checkpoint(out / "last.safetensors")
 
 
 @pytest.fixture(scope="module")
 def cls_ck(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Checkpoint:
-    model = ModelConfig(task="classify", model="gru", embed=16, hidden=32, layers=1, dropout=0.0,
-                        bidirectional=True)
+    model = {"model": "gru", "embed": 16, "hidden": 32, "dropout": 0.0, "bidirectional": True}
     return _train(data_dir, tmp_path_factory.mktemp("cls"), "classify", model, 150)
 
 
 @pytest.fixture(scope="module")
 def gen_ck(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Checkpoint:
-    model = ModelConfig(model="lstm", embed=16, hidden=64, layers=1, dropout=0.0, category_embed=8)
+    model = {"model": "lstm", "embed": 16, "hidden": 64, "dropout": 0.0, "category_embed": 8}
     return _train(data_dir, tmp_path_factory.mktemp("gen"), "lm", model, 250)
 
 
@@ -184,7 +179,7 @@ def test_guidance_levels_all_sample_valid_names(gen_ck: Checkpoint, guidance: fl
 def test_guided_sampling_scores_names_for_the_reranker(gen_ck: Checkpoint, start: str) -> None:
     # The reranker reuses what guidance computed: log P(name <eos> | L) for every language must be
     # what a separate scoring pass over the finished names gives.
-    from poetgen.names import _language_loglik, _sample_raw, _start_ids
+    from poetgen.names.generate import _language_loglik, _sample_raw, _start_ids
 
     _, start_ids = _start_ids(gen_ck, start, 20)
     g = torch.Generator().manual_seed(3)

@@ -14,18 +14,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import train_tiny
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from poetgen import prosody
 from poetgen.checkpoint import Checkpoint, load_checkpoint, text_hash
 from poetgen.corpora import Sample, to_script
 from poetgen.errors import PoetgenError
-from poetgen.model import ModelConfig
-from poetgen.poem_eval import bigram_perplexity, evaluate_poems, heldout_perplexity
-from poetgen.poems import FORMS, Poem, is_cjk, write_poems
+from poetgen.poems import prosody
+from poetgen.poems.evaluate import bigram_perplexity, evaluate_poems, heldout_perplexity
+from poetgen.poems.text import FORMS, is_cjk
+from poetgen.poems.write import Poem, write_poems
 from poetgen.sample import Sampling
-from poetgen.train import TrainConfig, Trainer
 from tests.conftest import TINY_POEMS
 
 WIDTH = {"五": 5, "七": 7}
@@ -59,15 +59,9 @@ def poem_ck(tmp_path_factory: pytest.TempPathFactory) -> Checkpoint:
             for i, p in enumerate(POEMS) for k in range(4)]
     real += [{"author": "x", "title": f"t{i}", "paragraphs": p} for i, p in enumerate(POEMS)]
     (quan / "poet.tang.0.json").write_text(json.dumps(real + _synthetic_poems(), ensure_ascii=False), "utf-8")
-    cfg = TrainConfig(corpus="tang", data_dir=str(root / "data"), model=ModelConfig(embed=32, hidden=32, layers=1),
-                      max_steps=30, batch_size=16, eval_every=100, warmup=5)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny ops: threads only add overhead (and contention on shared CPUs)
-    try:
-        Trainer(cfg, root / "run", quiet=True).fit()
-    finally:
-        torch.set_num_threads(before)
-    return load_checkpoint(root / "run")
+    run = train_tiny(root / "data", root / "run", "tang", model={"embed": 32}, max_steps=30, batch_size=16,
+                     eval_every=100, lr=2e-3)
+    return load_checkpoint(run)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -294,9 +288,9 @@ def test_to_dict_is_json(poem_ck: Checkpoint) -> None:
     ({"prefix": "青山", "form": "六绝"}, "unknown form '六绝'"),
     ({"prefix": "青山", "rhyme_scheme": "pingshu"}, "unknown rhyme scheme"),
     ({"prefix": "青山", "script": "latin"}, "unknown script"),
-    ({"prefix": "青山", "sampling": Sampling(temperature=-1)}, "--temp"),
-    ({"prefix": "青山", "sampling": Sampling(top_p=0)}, "--top-p"),
-    ({"prefix": "青山", "sampling": Sampling(top_k=-2)}, "--top-k"),
+    ({"prefix": "青山", "sampling": Sampling(temperature=-1)}, "temperature must be"),
+    ({"prefix": "青山", "sampling": Sampling(top_p=0)}, "top_p must be"),
+    ({"prefix": "青山", "sampling": Sampling(top_k=-2)}, "top_k must be"),
     ({"prefix": "青山", "mood": "abc"}, "the mood may hold only"),
 ])
 def test_errors(poem_ck: Checkpoint, kwargs: dict, message: str) -> None:

@@ -9,17 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from poetgen.errors import PoetgenError
-from poetgen.prosody import (
-    FORMS,
-    LINE_BREAKS,
-    PINGSHUI_TSV,
-    SCHEMES,
-    check_poem,
-    detect_form,
-    rhyme_rate,
-    split_lines,
-    table,
-)
+from poetgen.poems.prosody import PINGSHUI_TSV, SCHEMES, check_poem, rhyme_rate, table
+from poetgen.poems.text import FORMS, LINE_BREAKS, detect_form, split_lines
 
 JINGYESI_S = "床前明月光，疑是地上霜。举头望明月，低头思故乡。"
 JINGYESI_T = "床前明月光，疑是地上霜。舉頭望明月，低頭思故鄉。"

@@ -12,12 +12,10 @@ import json
 import os
 import subprocess
 import sys
-import time
 from io import StringIO
 from pathlib import Path
 
 import pytest
-from conftest import SHARED, write_tiny_data
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 from prompt_toolkit.input import create_pipe_input
@@ -31,25 +29,9 @@ CTRL_D = "\x04"
 
 
 @pytest.fixture(scope="session")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Run folders of three tiny models: {"poems": ..., "names": ..., "classifier": ...}."""
-    from poetgen.model import ModelConfig
-    from poetgen.train import TrainConfig, Trainer
-
-    root = tmp_path_factory.mktemp("repl")
-    data = write_tiny_data(root / "data")
-    real = SHARED / "chinese-poetry" / "quantangshi" / "poet.tang.0.json"
-    if real.is_file():  # a few hundred real poems give the model a vocabulary worth sampling from
-        items = json.loads(real.read_text(encoding="utf-8"))[:300]
-        (data / "chinese-poetry" / "quantangshi" / "poet.tang.0.json").write_text(
-            json.dumps(items, ensure_ascii=False), encoding="utf-8")
-    runs = {}
-    for key, corpus, task in (("poems", "tang", "lm"), ("names", "names", "lm"), ("classifier", "names", "classify")):
-        cfg = TrainConfig(corpus=corpus, task=task, data_dir=str(data), max_steps=20, batch_size=8, eval_every=20,
-                          threads=1, model=ModelConfig(task=task, hidden=32, embed=16, layers=1))
-        Trainer(cfg, root / key, quiet=True).fit()
-        runs[key] = root / key
-    return runs
+def models(tiny_models: dict[str, Path]) -> dict[str, Path]:
+    """The shared tiny models, named as ``run_repl`` takes them."""
+    return {"poems": tiny_models["poems"], "names": tiny_models["names"], "classifier": tiny_models["classify"]}
 
 
 def drive(keys: str, models: dict[str, Path] | None = None, width: int = 100, **kwargs) -> tuple[int, str]:
@@ -86,7 +68,7 @@ def test_write_shows_a_poem_panel_and_loads_the_model_once(models, monkeypatch: 
     calls = []
     real = poetgen.checkpoint.load_for
     monkeypatch.setattr(poetgen.checkpoint, "load_for", lambda *a, **k: calls.append(a) or real(*a, **k))
-    code, out = drive("write 青山\rwrite 明月 2\rcheck\r" + CTRL_D, models)
+    code, out = drive("write 青山\rwrite 明月 -n 2\rcheck\r" + CTRL_D, models)
     assert code == 0
     assert out.count("╭") == 3  # three poem panels
     assert "青山" in out and "明月" in out
@@ -102,30 +84,30 @@ def test_unknown_command_suggests_and_the_session_goes_on(models):
 
 
 def test_bad_arguments_are_one_line_each(models):
-    code, out = drive("set tmp 1\rset temp warm\rnames\rset form 六绝\rnames Klingon 3\rshow models\r"
+    code, out = drive("set tmp 1\rset temp warm\rwrite --bogus\rset form 六绝\rnames Klingon -n 3\rshow models\r"
                       + CTRL_D, models)
     assert code == 0
     errors = [line for line in out.splitlines() if line.startswith("error:")]
     assert len(errors) == 5, out
     assert "did you mean 'temp'" in errors[0]
     assert "expected a temperature" in errors[1]
-    assert "usage: names LANGUAGE" in errors[2]
+    assert "No such option: --bogus" in errors[2]
     assert "unknown value '六绝'" in errors[3]
     assert "unknown language 'Klingon'" in errors[4]
     assert "loaded" in out  # show models ran: the names model loaded for the Klingon attempt
 
 
 def test_settings_change_what_is_shown_and_used(models, monkeypatch: pytest.MonkeyPatch):
-    import poetgen.poems
+    import poetgen.poems.write
 
     seen = {}
-    real = poetgen.poems.write_poems
+    real = poetgen.poems.write.write_poems
 
     def spy(ck, prefix, **kwargs):
         seen.update(kwargs)
         return real(ck, prefix, **kwargs)
 
-    monkeypatch.setattr(poetgen.poems, "write_poems", spy)
+    monkeypatch.setattr(poetgen.poems.write, "write_poems", spy)
     keys = ("set temp 0.5\rset top-k 8\rset top_p 0.9\rset seed 3\rset form 五绝\rset rhyme off\r"
             "set script traditional\rshow settings\rwrite 长\r" + CTRL_D)
     code, out = drive(keys, models)
@@ -139,15 +121,32 @@ def test_settings_change_what_is_shown_and_used(models, monkeypatch: pytest.Monk
     assert "長" in out  # the poem came back in traditional characters
 
 
+def test_the_shell_speaks_the_cli_grammar(models):
+    """A line typed in the shell means what it means after `poetgen`: same options, same defaults."""
+    from typer.testing import CliRunner
+
+    from poetgen.cli import app
+
+    line = f"names Russian -n 5 --seed 7 --json -c {models['names']}"
+    code, out = drive(f"{line}\rwrite 青山 --form 五律 --temp 0.9 --seed 1 --json\r" + CTRL_D, models, width=300)
+    assert code == 0
+    cli = CliRunner().invoke(app, line.split(), env={"COLUMNS": "300"})
+    assert cli.exit_code == 0, cli.output
+    decoder, starts = json.JSONDecoder(), [i for i in range(len(out)) if out.startswith("\n[", i)]
+    names, poems = (decoder.raw_decode(out, i + 1)[0] for i in starts)
+    assert names == json.loads(cli.stdout)  # the same names: the same default temperature
+    assert poems[0]["form"] == "五律"
+
+
 def test_names_and_classify_render(models):
-    code, out = drive("names rus 4\rclassify Hou Jackson\r" + CTRL_D, models)
+    code, out = drive("names rus -n 4\rclassify Hou Jackson\r" + CTRL_D, models)
     assert code == 0
     assert "Russian" in out  # the names panel's title
     assert "Jackson" in out and "%" in out and "█" in out  # the table with probability bars
 
 
 def test_missing_model_is_named_and_other_commands_still_work(models, no_bundled):
-    code, out = drive("write 青山\rnames Russian 2\rmodels\r" + CTRL_D, {"names": models["names"]})
+    code, out = drive("write 青山\rnames Russian -n 2\rmodels\r" + CTRL_D, {"names": models["names"]})
     assert code == 0
     assert "no poem model" in out and "load PATH" in out
     assert "Russian" in out  # names still work
@@ -225,7 +224,7 @@ def child_env(tmp_path: Path) -> dict[str, str]:
 
 
 def test_piped_stdin_runs_line_by_line(models, tmp_path: Path):
-    script = "write 青山\nset script traditional\nwrite 长风\nnames Russian 3\n"
+    script = "write 青山\nset script traditional\nwrite 长风\nnames Russian -n 3\n"
     done = subprocess.run([sys.executable, "-c", repl_code(models)], input=script, capture_output=True, text=True,
                           env=child_env(tmp_path), timeout=240, cwd=REPO)
     assert done.returncode == 0, done.stderr
@@ -235,7 +234,7 @@ def test_piped_stdin_runs_line_by_line(models, tmp_path: Path):
 
 
 def test_piped_stdin_reports_errors_on_stderr_and_keeps_going(models, tmp_path: Path):
-    script = "wirte 青山\nnames Russian 2\n"
+    script = "wirte 青山\nnames Russian -n 2\n"
     done = subprocess.run([sys.executable, "-c", repl_code(models)], input=script, capture_output=True, text=True,
                           env=child_env(tmp_path), timeout=240, cwd=REPO)
     assert done.returncode == 2  # the first failure's code: a usage error
@@ -278,15 +277,20 @@ def test_pty_write_typo_settings_and_ctrl_d(pty):
 
 
 def test_pty_ctrl_c_cancels_generation(pty):
-    pty.sendline("write 青山")  # load the model first, so Ctrl-C lands in generation
-    pty.expect("╰")
+    pty.sendline("names Russian -n 1")  # load the model first, so Ctrl-C lands in generation
+    pty.expect("╰")  # the names panel's last border: output, not the echo of the typed line
     pty.expect_exact("poetgen>")
-    pty.sendline("write 青山 1000")
-    time.sleep(1.0)
-    pty.sendintr()
-    pty.expect_exact("cancelled")
+    pty.sendline("names all -n 1000 --novel")  # seconds of work, even for a tiny model
+    pty.expect_exact("drawing names")  # generation has begun
+    pexpect = pytest.importorskip("pexpect")
+    for _ in range(10):  # a loaded machine may hold the first ^C back; never a fixed sleep
+        pty.sendintr()
+        if pty.expect_exact(["interrupted", pexpect.TIMEOUT], timeout=5) == 0:
+            break
+    else:
+        pytest.fail("Ctrl-C did not interrupt the generation")
     pty.expect_exact("poetgen>")
-    pty.sendline("names Russian 2")  # the session is still usable
+    pty.sendline("names Russian -n 2")  # the session is still usable
     pty.expect("Russian")
     pty.expect_exact("poetgen>")
     pty.sendline("quit")

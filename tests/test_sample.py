@@ -8,7 +8,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from poetgen.sample import Sampling, draw, filter_logits
+from poetgen.sample import Sampling, advance, ban, draw, filter_logits, uniforms
+from poetgen.vocab import EOS
 
 # Rows of distinct finite logits (ties make "the k best" ambiguous; they are tested apart). Values
 # are spaced by 1/4 so dividing by any tested temperature cannot round two of them together
@@ -82,17 +83,46 @@ def test_draw_never_picks_a_filtered_or_masked_token(logits: list[list[float]], 
         return
     sampling = Sampling(temperature=temperature, top_k=k, top_p=p, seed=seed)
     allowed = kept(filter_logits(x, temperature, k, p))
-    tokens = draw(x, sampling, sampling.generator())
+    tokens = draw(x, sampling, uniforms(sampling.generator(), len(x)))
     assert allowed.gather(1, tokens[:, None]).all()
 
 
 def test_a_tiny_temperature_does_not_overflow() -> None:
     x = torch.tensor([[-math.inf, 1.0, 0.5]])
     s = Sampling(temperature=1e-40, seed=0)
-    assert draw(x, s, s.generator()).tolist() == [1]
+    assert draw(x, s, uniforms(s.generator(), 1)).tolist() == [1]
 
 
 def test_same_seed_same_draws() -> None:
     x = torch.randn(8, 50, generator=torch.Generator().manual_seed(0))
     s = Sampling(temperature=1.0, seed=5)
-    assert torch.equal(draw(x, s, s.generator()), draw(x, s, s.generator()))
+    assert torch.equal(draw(x, s, uniforms(s.generator(), 8)), draw(x, s, uniforms(s.generator(), 8)))
+
+
+def test_a_row_draws_the_same_token_alone_or_in_a_batch() -> None:
+    """Poems rely on it: each row's token depends only on its own logits and uniform number."""
+    x = torch.randn(6, 40, generator=torch.Generator().manual_seed(1))
+    s = Sampling(temperature=0.9, top_k=10, seed=0)
+    u = uniforms(s.generator(), 6)
+    batch = draw(x, s, u)
+    alone = torch.cat([draw(x[i : i + 1], s, u[i : i + 1]) for i in range(6)])
+    assert torch.equal(batch, alone)
+
+
+def test_greedy_is_temperature_zero_and_ignores_the_uniforms() -> None:
+    x = torch.randn(4, 30, generator=torch.Generator().manual_seed(2))
+    s = Sampling(temperature=0.0)
+    assert s.greedy and not Sampling(temperature=0.5).greedy
+    assert torch.equal(draw(x, s, torch.zeros(4)), x.argmax(-1))
+    assert torch.equal(draw(x, s, torch.ones(4) * 0.99), x.argmax(-1))
+
+
+def test_banned_tokens_are_never_drawn_and_eos_ends_a_row() -> None:
+    x = torch.zeros(3, 8)
+    ban(x, [0, 1, 2, 5])
+    s = Sampling(temperature=1.0, seed=3)
+    for _ in range(20):
+        assert not set(draw(x, s, uniforms(s.generator(), 3)).tolist()) & {0, 1, 2, 5}
+    out: list[list[int]] = [[], [], []]
+    done = advance(out, torch.tensor([False, False, True]), torch.tensor([7, EOS, 6]))
+    assert out == [[7], [], []] and done.tolist() == [False, True, True]  # a finished row takes nothing

@@ -13,33 +13,22 @@ import torch
 from poetgen import score as score_mod
 from poetgen.checkpoint import Checkpoint, load_checkpoint
 from poetgen.errors import PoetgenError
-from poetgen.model import ModelConfig
 from poetgen.score import MIXTURE, LineScore, read_lines, score_lines, summarize
-from poetgen.train import TrainConfig, Trainer
 from poetgen.vocab import BOS, UNK
 
 JINGYESI = "床前明月光，疑是地上霜。举头望明月，低头思故乡。"
 ZAOFA = "朝辞白帝彩云间，千里江陵一日还。两岸猿声啼不住，轻舟已过万重山。"
 
 
-def _train(data: Path, out: Path, corpus: str, task: str = "lm", steps: int = 150, **model) -> Checkpoint:
-    cfg = TrainConfig(corpus=corpus, task=task, data_dir=str(data), batch_size=8, max_steps=steps, warmup=5,
-                      eval_every=10_000, threads=1, device="cpu", lr=1e-2,
-                      model=ModelConfig(task=task, embed=32, hidden=64, layers=1, dropout=0.0, **model))
-    Trainer(cfg, out, quiet=True).fit()
-    return load_checkpoint(out)
+@pytest.fixture(scope="module")
+def poems(tiny_models: dict[str, Path]) -> Checkpoint:
+    torch.set_num_threads(1)
+    return load_checkpoint(tiny_models["poems"])
 
 
 @pytest.fixture(scope="module")
-def poems(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Checkpoint:
-    torch.set_num_threads(1)
-    return _train(tiny_data, tmp_path_factory.mktemp("poems"), "tang", adaptive=True, cutoffs=[20])
-
-
-@pytest.fixture(scope="module")
-def names(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Checkpoint:
-    torch.set_num_threads(1)
-    return _train(tiny_data, tmp_path_factory.mktemp("names"), "names", steps=120)
+def names(tiny_models: dict[str, Path]) -> Checkpoint:
+    return load_checkpoint(tiny_models["names"])
 
 
 def _reference_nll(ck: Checkpoint, text: str, category: int | None) -> float:
@@ -99,7 +88,7 @@ def test_poem_input_is_normalised_like_the_corpus(poems: Checkpoint):
 
 
 def test_poem_categories_from_form_fragment_or_mixture(poems: Checkpoint):
-    assert set(poems.categories) == {"五绝", "七绝"}
+    assert {"五绝", "七绝"} <= set(poems.categories)
     line5, line7, odd = score_lines(poems, ["白日依山尽", "朝辞白帝彩云间，千里江陵一日还。", "白日依山尽，黄河入海"])
     assert (line5.category, line7.category, odd.category) == ("五绝", "七绝", None)
     (forced,) = score_lines(poems, ["白日依山尽"], category="七绝")
@@ -153,12 +142,12 @@ def test_binary_input_is_refused(poems: Checkpoint):
     assert list(read_lines(io.BytesIO("\ufeff床前\n明月\n".encode()))) == ["床前\n", "明月\n"]
 
 
-def test_bad_category_and_classifier_are_refused(poems: Checkpoint, tiny_data: Path, tmp_path: Path):
+def test_bad_category_and_classifier_are_refused(poems: Checkpoint, tiny_models: dict[str, Path]):
     # checked at the call, before any input is read
     with pytest.raises(PoetgenError, match="unknown category") as e:
         score_lines(poems, [JINGYESI], category="七律x")
     assert e.value.code == 2
-    classifier = _train(tiny_data, tmp_path / "cls", "names", task="classify", steps=2)
+    classifier = load_checkpoint(tiny_models["classify"])
     with pytest.raises(PoetgenError, match="classifier") as e:
         score_lines(classifier, ["Ivanov"])
     assert e.value.code == 2

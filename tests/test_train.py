@@ -13,10 +13,11 @@ import pytest
 import torch
 
 from poetgen.checkpoint import load_checkpoint
+from poetgen.config import TrainConfig
 from poetgen.data import collate_lm
 from poetgen.errors import PoetgenError
 from poetgen.model import LanguageModel, ModelConfig
-from poetgen.train import TrainConfig, Trainer
+from poetgen.train import Trainer
 
 
 def config(data: Path, **overrides) -> TrainConfig:
@@ -103,13 +104,13 @@ def test_class_weights_balance_the_loss_by_category(tiny_data: Path, tmp_path: P
     plain = Trainer(config(tiny_data, corpus="names", task="classify",
                            model=ModelConfig(task="classify", embed=8, hidden=8, layers=1, dropout=0.0)),
                     tmp_path / "plain")
-    assert plain.class_weights is None
+    assert plain.data.class_weights is None
     cfg = config(tiny_data, corpus="names", task="classify", class_weight_power=1.0,
                  model=ModelConfig(task="classify", embed=8, hidden=8, layers=1, dropout=0.0))
     balanced = Trainer(cfg, tmp_path / "balanced")
     labels = torch.tensor([e.category for e in balanced.train_set])
     counts = torch.bincount(labels, minlength=len(balanced.categories)).float()
-    w = balanced.class_weights
+    w = balanced.data.class_weights
     assert w[labels].mean().item() == pytest.approx(1.0)  # the loss keeps its scale
     present = counts > 0
     assert torch.allclose((w * counts)[present], (w * counts)[present][0])  # p = 1: every class weighs the same
@@ -174,7 +175,7 @@ def test_bad_settings_fail_clearly(tiny_data: Path, tmp_path: Path):
         Trainer(config(tiny_data, batch_size=100_000), tmp_path / "a")
     with pytest.raises(PoetgenError, match="did you mean 'lstm'"):
         Trainer(config(tiny_data, model=ModelConfig(model="lstn")), tmp_path / "b")
-    with pytest.raises(PoetgenError, match="--hidden must be between"):
+    with pytest.raises(PoetgenError, match=r"^hidden must be between"):
         Trainer(config(tiny_data, model=ModelConfig(hidden=0)), tmp_path / "c")
     with pytest.raises(PoetgenError, match="--label-smoothing applies to --task classify"):
         Trainer(config(tiny_data, label_smoothing=0.1), tmp_path / "d")

@@ -10,17 +10,22 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from poetgen import prosody
 from poetgen.checkpoint import Checkpoint
 from poetgen.corpora import Corpus, Sample, to_script
 from poetgen.errors import PoetgenError, unknown
-from poetgen.poems import FORMS, MAX_POEMS, Poem, check_form, is_cjk, model_script, vocab_masks, write_poems
-from poetgen.sample import Sampling
+from poetgen.evaluate import checkpoint_corpus
+from poetgen.poems import prosody
+from poetgen.poems.masks import vocab_masks
+from poetgen.poems.plan import check_form, model_script
+from poetgen.poems.text import FORMS, is_cjk
+from poetgen.poems.write import MAX_POEMS, Poem, write_poems
+from poetgen.sample import DEFAULT_TEMPERATURE, Sampling
 from poetgen.vocab import BOS, EOS
 
 PREFIX_PROMPTS = ("青山", "明月", "春风", "秋水", "白云", "孤舟", "故人", "江南")
@@ -101,7 +106,7 @@ def evaluate_poems(
     forms = list(forms) if forms is not None else [f for f in FORMS if not ck.categories or f in ck.categories]
     for form in forms:
         check_form(form)
-    sampling = (sampling or Sampling(temperature=0.8)).validate()
+    sampling = (sampling or Sampling()).resolved(DEFAULT_TEMPERATURE)
     result: dict = {"samples": samples, "prompts": prompts, "seed": seed, "scheme": rhyme_scheme,
                     "temperature": sampling.temperature, "top_k": sampling.top_k, "top_p": sampling.top_p}
     if not ck.seen:
@@ -124,18 +129,7 @@ def evaluate_poems(
     for form in forms:
         heads = eval_prompts(ck, prompts, FORMS[form][0], prompt_count, seed)
         options = {"form": form, "acrostic": prompts == "acrostic", "rhyme_scheme": rhyme_scheme}
-        warm = Sampling(sampling.temperature, sampling.top_k, sampling.top_p, seed)
-        write_poems(ck, heads[0], n=2, sampling=warm, **options)  # warm-up: masks, caches, kernels
-        per = math.ceil(samples / len(heads))
-        poems: list[Poem] = []
-        start = time.perf_counter()
-        for j, head in enumerate(heads):
-            k = min(per, samples - len(poems))
-            if k <= 0:
-                break
-            s = Sampling(sampling.temperature, sampling.top_k, sampling.top_p, seed + j * MAX_POEMS)
-            poems += write_poems(ck, head, n=k, sampling=s, **options)
-        elapsed = time.perf_counter() - start
+        poems, elapsed = _timed_poems(ck, heads, samples, replace(sampling, seed=seed), options)
         texts = [p.text for p in poems]
         row = poem_stats(texts, form, ck=ck, scheme=rhyme_scheme)
         row["poems_per_s"] = len(poems) / max(elapsed, 1e-9)
@@ -149,16 +143,29 @@ def evaluate_poems(
     return result
 
 
-def evaluation_corpus(ck: Checkpoint, data_dir: str | Path | None = None) -> Corpus:
-    """The model's own corpus (tang or songci), in its script and restricted to its forms."""
-    from poetgen.corpora import load_corpus
+def _timed_poems(ck: Checkpoint, heads: list[str], samples: int, sampling: Sampling,
+                 options: dict) -> tuple[list[Poem], float]:
+    """``samples`` poems shared out over the prompts ``heads`` (prompt ``j`` seeded ``seed + j *
+    MAX_POEMS``), and the seconds they took after a warm-up call (masks, caches, kernels)."""
+    write_poems(ck, heads[0], n=2, sampling=sampling, **options)
+    per = math.ceil(samples / len(heads))
+    poems: list[Poem] = []
+    start = time.perf_counter()
+    for j, head in enumerate(heads):
+        k = min(per, samples - len(poems))
+        if k <= 0:
+            break
+        seeded = replace(sampling, seed=sampling.seed + j * MAX_POEMS)
+        poems += write_poems(ck, head, n=k, sampling=seeded, **options)
+    return poems, time.perf_counter() - start
 
-    info = ck.meta.get("corpus") or {}
-    name = info.get("name")
+
+def evaluation_corpus(ck: Checkpoint, data_dir: str | Path | None = None) -> Corpus:
+    """The model's own poem corpus (tang or songci), in its script and restricted to its forms."""
+    name = (ck.meta.get("corpus") or {}).get("name")
     if name not in ("tang", "songci"):
         raise PoetgenError(f"the model was trained on {name!r}, not on a corpus poetgen can reload")
-    forms = info.get("forms") or (list(FORMS) if name == "tang" else None)
-    return load_corpus(name, data_dir, script=model_script(ck) or "simplified", forms=forms)
+    return checkpoint_corpus(ck, data_dir)
 
 
 def heldout_perplexity(ck: Checkpoint, corpus_samples: Sequence[Sample], batch_size: int = 128) -> float:
@@ -166,13 +173,12 @@ def heldout_perplexity(ck: Checkpoint, corpus_samples: Sequence[Sample], batch_s
     model's own tokenizer and conditioned on the model's own categories (a sample whose category
     the model lacks gets category 0, so pass samples of the model's forms, in its script)."""
     from poetgen.data import encode
-    from poetgen.metrics import lm_nll, perplexity
+    from poetgen.evaluate import lm_nll, perplexity
 
     examples = encode(list(corpus_samples), ck.tokenizer, ck.categories)
     if not examples:
         raise PoetgenError("no samples to measure perplexity on")
-    device = next(ck.model.parameters()).device
-    nll, _ = lm_nll(ck.model, examples, batch_size=batch_size, device=str(device))
+    nll, _ = lm_nll(ck.model, examples, batch_size=batch_size)
     return perplexity(nll)
 
 

@@ -55,58 +55,7 @@ def folder_name(label: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Evaluating a finished run on a split
-
-
-def _corpus_for(ck, data_dir: Path | str | None):
-    """The corpus a checkpoint was trained on, loaded the way the trainer loaded it."""
-    from poetgen.train import TrainConfig, load_training_corpus
-
-    cfg = TrainConfig.from_dict(ck.meta.get("train", {}))
-    stored = cfg.data_dir
-    if data_dir is not None:
-        cfg.data_dir = str(data_dir)
-    elif stored and not Path(stored).expanduser().is_dir():
-        cfg.data_dir = None  # trained elsewhere: fall back to $POETGEN_DATA / the cache
-    return load_training_corpus(cfg)
-
-
-def evaluate_split(ck, data_dir: Path | str | None = None, split: str = "test", allow_empty: bool = False) -> dict:
-    """Scores of a loaded checkpoint on a split of its own corpus.
-
-    Classifiers: accuracy, macro-F1, balanced accuracy, per-class precision/recall/F1/support and the
-    confusion matrix (rows true, columns predicted), with ``labels``. Language models: ``nll`` (mean
-    nats per character, ``<eos>`` included) and ``ppl``. ``note`` says when the corpus changed since
-    training (then the split may overlap what the model saw). An empty split is an error, or an
-    empty dict with ``allow_empty`` (tiny corpora may have no test lines).
-    """
-    from poetgen.data import encode
-    from poetgen.metrics import classification_report, classifier_predictions, lm_nll, perplexity
-
-    corpus = _corpus_for(ck, data_dir)
-    samples = corpus.split(split)
-    result: dict = {"split": split, "samples": len(samples)}
-    if corpus.fingerprint != ck.meta.get("corpus", {}).get("fingerprint"):
-        result["note"] = "the corpus changed since training: this split may overlap the training data"
-    if ck.config.task == "classify":
-        index = set(ck.categories)
-        examples = encode([s for s in samples if s.category in index], ck.tokenizer, ck.categories)
-        if not examples:
-            return _empty_split(corpus.name, split, allow_empty)
-        preds, labels, loss = classifier_predictions(ck.model, examples)
-        report = classification_report(preds, labels, len(ck.categories))
-        return {**result, "loss": loss, **report, "labels": list(ck.categories)}
-    examples = encode(samples, ck.tokenizer, ck.categories)
-    if not examples:
-        return _empty_split(corpus.name, split, allow_empty)
-    nll, tokens = lm_nll(ck.model, examples)
-    return {**result, "nll": nll, "ppl": perplexity(nll), "tokens": tokens}
-
-
-def _empty_split(corpus: str, split: str, allow_empty: bool) -> dict:
-    if allow_empty:
-        return {}
-    raise PoetgenError(f"the {split} split of corpus '{corpus}' is empty: nothing to evaluate")
+# A finished run as a table row
 
 
 def write_timing(run: Path, stamps: list[float]) -> None:
@@ -134,8 +83,9 @@ def run_row(run: Path, label: str | None = None, data_dir: Path | str | None = N
             evaluation: dict | None = None) -> dict:
     """One comparison row for a finished run folder (its best checkpoint, evaluated on test)."""
     from poetgen.checkpoint import load_checkpoint
+    from poetgen.evaluate import evaluate_split
+    from poetgen.lab.plots import read_metrics
     from poetgen.model import count_parameters
-    from poetgen.plots import read_metrics
 
     run = Path(run)
     records = read_metrics(run)
@@ -143,7 +93,8 @@ def run_row(run: Path, label: str | None = None, data_dir: Path | str | None = N
         raise PoetgenError(f"{run} has no evaluations in metrics.jsonl yet")
     ck = load_checkpoint(run)
     last = records[-1]
-    evaluation = evaluation if evaluation is not None else evaluate_split(ck, data_dir, "test", allow_empty=True)
+    if evaluation is None:
+        evaluation = evaluate_split(ck, data_dir, "test", allow_empty=True, trained_folder=True)
     steps = int(last["step"])
     wall = float(last.get("wall_s", float("nan")))
     row = {
@@ -260,8 +211,9 @@ def compare_models(
     ``quiet=False`` and no ``log``, one line per model goes to stderr.
     Returns one row per model (see :func:`run_row`) and writes ``compare.{json,md,png}``.
     """
-    from poetgen.plots import plot_run
-    from poetgen.train import TrainConfig, Trainer, preset
+    from poetgen.config import TrainConfig, preset
+    from poetgen.lab.plots import plot_run
+    from poetgen.train import Trainer
 
     specs = [parse_spec(m) for m in models]
     if not specs:
@@ -337,7 +289,7 @@ def compare_models(
 
 def write_comparison(rows: list[dict], folders: dict[str, Path], out: Path, meta: dict) -> dict[str, Path]:
     """``compare.json``, ``compare.md`` and ``compare.png`` in ``out``."""
-    from poetgen.plots import plot_compare
+    from poetgen.lab.plots import plot_compare
 
     out.mkdir(parents=True, exist_ok=True)
     png = plot_compare(folders, out / "compare.png")

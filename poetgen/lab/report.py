@@ -69,7 +69,7 @@ Block = Heading | Para | Code | Table | Image
 
 
 def to_markdown(blocks: list[Block]) -> str:
-    from poetgen.compare import markdown_table
+    from poetgen.lab.compare import markdown_table
 
     parts = []
     for b in blocks:
@@ -106,7 +106,7 @@ def _inline(text: str) -> str:
 
 
 def to_html(blocks: list[Block], title: str) -> str:
-    from poetgen.compare import _looks_numeric
+    from poetgen.lab.compare import _looks_numeric
 
     parts = []
     for b in blocks:
@@ -194,7 +194,7 @@ def _config_table(meta: dict) -> Table:
 
 
 def _classifier_blocks(ck, evaluation: dict, out: Path, slug: str) -> list[Block]:
-    from poetgen.plots import plot_confusion
+    from poetgen.lab.plots import plot_confusion
 
     labels = evaluation["labels"]
     blocks: list[Block] = [
@@ -221,7 +221,7 @@ def _classifier_blocks(ck, evaluation: dict, out: Path, slug: str) -> list[Block
                          title=f"{slug}: test confusion matrix (rows: true, columns: predicted)")
     blocks += [Heading(3, "Confusion matrix"), Image(png, f"confusion matrix of {slug}")]
     try:
-        from poetgen.names import classify
+        from poetgen.names.classify import classify
     except ImportError:
         return [*blocks, Para("Top-3 predictions left out: poetgen.names is not available.")]
     top = min(3, len(ck.categories))
@@ -236,7 +236,7 @@ def _classifier_blocks(ck, evaluation: dict, out: Path, slug: str) -> list[Block
 
 def _names_blocks(ck, sampling_seed: int = 0) -> list[Block]:
     try:
-        from poetgen.names import generate_names
+        from poetgen.names.generate import generate_names
         from poetgen.sample import Sampling
     except ImportError:
         return [Para("Sample names left out: poetgen.names is not available.")]
@@ -247,7 +247,7 @@ def _names_blocks(ck, sampling_seed: int = 0) -> list[Block]:
     for i, lang in enumerate(languages):
         try:
             names = generate_names(ck, lang, NAMES_PER_LANGUAGE,
-                                   sampling=Sampling(temperature=0.8, seed=sampling_seed * 1009 + i))
+                                   sampling=Sampling(seed=sampling_seed * 1009 + i))
         except PoetgenError as e:
             rows.append([lang, f"(failed: {e})", ""])
             continue
@@ -259,7 +259,7 @@ def _names_blocks(ck, sampling_seed: int = 0) -> list[Block]:
 
 def _poem_blocks(ck, sampling_seed: int = 0) -> list[Block]:
     try:
-        from poetgen.poems import write_poems
+        from poetgen.poems.write import write_poems
         from poetgen.sample import Sampling
     except ImportError:
         return [Para("Sample poems left out: poetgen.poems is not available.")]
@@ -268,7 +268,7 @@ def _poem_blocks(ck, sampling_seed: int = 0) -> list[Block]:
         what = f"{form}, starting with {prefix}" if prefix else form
         try:
             poems = list(write_poems(ck, prefix, form=form, n=1,
-                                     sampling=Sampling(temperature=0.8, seed=sampling_seed + i)))
+                                     sampling=Sampling(seed=sampling_seed + i)))
         except PoetgenError as e:
             blocks.append(Para(f"{what}: failed ({e})"))
             continue
@@ -283,9 +283,10 @@ def run_section(run: Path, label: str, out: Path, *, data_dir=None, samples: boo
                 ) -> tuple[list[Block], dict | None]:
     """The blocks of one run, and its comparison row (None when the test set was unavailable)."""
     from poetgen.checkpoint import load_checkpoint
-    from poetgen.compare import evaluate_split, run_row
+    from poetgen.evaluate import evaluate_split
+    from poetgen.lab.compare import run_row
+    from poetgen.lab.plots import plot_curves, read_metrics
     from poetgen.model import count_parameters
-    from poetgen.plots import plot_curves, read_metrics
 
     ck = load_checkpoint(run)
     records = read_metrics(run)
@@ -318,7 +319,7 @@ def run_section(run: Path, label: str, out: Path, *, data_dir=None, samples: boo
         blocks.append(Para("No evaluations recorded yet: no curves."))
 
     try:
-        evaluation = evaluate_split(ck, data_dir, "test")
+        evaluation = evaluate_split(ck, data_dir, "test", trained_folder=True)
     except PoetgenError as e:
         evaluation = None
         blocks.append(Para(f"Test-set evaluation left out: {e}"))
@@ -341,8 +342,8 @@ def write_report(runs: list[Path], out: Path, *, data_dir: Path | str | None = N
     Returns the path of ``report.md``; ``report.html`` lies beside it.
     """
     from poetgen import __version__
-    from poetgen.compare import table_of
-    from poetgen.plots import plot_compare
+    from poetgen.lab.compare import table_of
+    from poetgen.lab.plots import plot_compare
 
     runs = [check_run(r) for r in runs]
     if not runs:

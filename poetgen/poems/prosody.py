@@ -26,21 +26,15 @@ from dataclasses import asdict, dataclass
 
 from poetgen.errors import unknown
 from poetgen.paths import PACKAGE
+from poetgen.poems.text import EVEN_LINE_MARKS, ODD_LINE_MARKS, OTHER, detect_form, segments, split_lines
 
 SCHEMES = ("pingshui", "xinyun")
-FORMS: dict[str, tuple[int, int]] = {"五绝": (4, 5), "七绝": (4, 7), "五律": (8, 5), "七律": (8, 7)}
 
 LEVEL, OBLIQUE = "平", "仄"
 AMBIGUOUS, UNKNOWN = "?", ""
 
 PINGSHUI_TSV = PACKAGE / "tables" / "pingshui.tsv"
 
-# Marks that end a line. Odd lines (1st, 3rd, ...) should end in a comma; even lines close a
-# couplet with a full stop. A question or exclamation mark may stand for either, and a
-# semicolon for the full stop, as in printed anthologies.
-LINE_BREAKS = "，。？！；、,.?!;"
-ODD_LINE_MARKS = "，？！"
-EVEN_LINE_MARKS = "。？！；"
 # 1-based positions whose tones must alternate (二四六分明) and obey 对/粘 between lines.
 KEY_POSITIONS = (2, 4, 6)
 
@@ -190,42 +184,6 @@ def _cached_table(scheme: str) -> RhymeTable:
 
 
 # ---------------------------------------------------------------------------------------------
-# Lines and forms
-
-
-def _segments(text: str) -> list[tuple[str, str]]:
-    """(line, the mark that ends it) pairs; mark "" for a line ended by a newline or the text end.
-
-    Whitespace inside a line is dropped; a mark with no line before it gives ("", mark).
-    """
-    segments = []
-    current: list[str] = []
-    for ch in text + "\n":
-        if ch in LINE_BREAKS or ch == "\n":
-            line = "".join(current)
-            mark = "" if ch == "\n" else ch
-            if line or mark:
-                segments.append((line, mark))
-            current = []
-        elif not ch.isspace():
-            current.append(ch)
-    return segments
-
-
-def split_lines(text: str) -> list[str]:
-    """Poem text -> its lines, split at ，。？！；、 (and ASCII ,.?!;) and at newlines."""
-    return [line for line, _ in _segments(text) if line]
-
-
-def detect_form(lines: list[str]) -> str:
-    """The form: "五绝", "七绝", "五律" or "七律" when the line count and lengths fit one, else "other"."""
-    for name, (count, width) in FORMS.items():
-        if len(lines) == count and all(len(line) == width for line in lines):
-            return name
-    return "other"
-
-
-# ---------------------------------------------------------------------------------------------
 # The checker
 
 
@@ -261,14 +219,14 @@ class PoemCheck:
 
 def _punctuation_ok(text: str) -> bool:
     """Lines end alternately in ， and 。 (see ODD_LINE_MARKS / EVEN_LINE_MARKS)."""
-    segments = _segments(text)
-    if not segments:
+    parts = segments(text)
+    if not parts:
         return False
-    for index, (line, mark) in enumerate(segments):
+    for index, (line, mark) in enumerate(parts):
         allowed = ODD_LINE_MARKS if index % 2 == 0 else EVEN_LINE_MARKS
         if not line or not mark or mark not in allowed:
             return False
-    return segments[-1][1] in EVEN_LINE_MARKS
+    return parts[-1][1] in EVEN_LINE_MARKS
 
 
 def _shared(sets: list[set[str]]) -> set[str]:
@@ -326,7 +284,7 @@ def check_poem(text: str, scheme: str = "pingshui") -> PoemCheck:
     marks = [[rhymes.tone_mark(ch) for ch in line] for line in lines]
     chars, group, rhymed, level = _rhyme(rhymes, lines)
     rules = {
-        "form": form != "other",
+        "form": form != OTHER,
         "punctuation": _punctuation_ok(text),
         "rhyme": rhymed,
         "level_rhyme": level,

@@ -1,0 +1,270 @@
+"""What every `poetgen` command shares: the Typer app, the consoles, one-line errors, the option
+types of sampling and checkpoints, and the hooks that let the interactive shell run the same
+commands (``embedded``).
+
+Errors from the library (:class:`PoetgenError`) become one red line on stderr and an exit code
+(2 usage, 1 runtime); ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import json
+import re
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
+
+from poetgen import __version__
+from poetgen.errors import PoetgenError
+
+# click's base exception (typer vendors click in recent versions, so find it through typer)
+CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+class OneLineErrors(TyperGroup):
+    """Usage errors found while parsing (unknown option, missing argument, a value that is not a
+    number) are reported like every other error: one line on stderr, exit code 2."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except CLICK_ERROR as e:
+            if type(e).__name__ == "NoArgsIsHelpError":  # `poetgen corpus`: help was asked for, in effect
+                ctx = getattr(e, "ctx", None)
+                if ctx is not None:
+                    out.print(ctx.get_help(), markup=False, highlight=False)
+                sys.exit(e.exit_code)
+            ctx = getattr(e, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            err.print(f"[bold red]error:[/] {escape(one_line(e.format_message()))}{escape(hint)}", soft_wrap=True)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            err.print("[bold red]error:[/] aborted", soft_wrap=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(
+    cls=OneLineErrors,
+    name="poetgen",
+    help="Train recurrent language models and write Tang poems and names with them.",
+    rich_markup_mode="rich",
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+corpus_app = typer.Typer(help="List, inspect, prepare and download corpora.", rich_markup_mode="rich",
+                         no_args_is_help=True)
+app.add_typer(corpus_app, name="corpus")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+DEBUG = {"on": False}
+# Set while the interactive shell runs a command through this module (see ``embedded``): its
+# model loader, and the last poem written (for its bare `check`).
+SESSION: dict[str, Any] = {"load": None, "last_poem": ""}
+
+
+@contextlib.contextmanager
+def embedded(out_console: Console, err_console: Console, load: Callable[[str], Any]) -> Iterator[None]:
+    """Run commands for another front end (the REPL): its consoles, and its models when a command
+    names no ``--checkpoint``."""
+    global out, err
+    saved = out, err, SESSION["load"]
+    out, err, SESSION["load"] = out_console, err_console, load
+    try:
+        yield
+    finally:
+        out, err, SESSION["load"] = saved
+
+
+def busy(what: str) -> contextlib.AbstractContextManager:
+    """A spinner with ``what`` while a long call runs, on a terminal only (scripts get results only)."""
+    return out.status(what) if out.is_terminal else contextlib.nullcontext()
+
+
+def load_model(kind: str, checkpoint: Path | None) -> Any:
+    """The checkpoint a command runs on: ``--checkpoint`` (any kind where ``kind`` is None), else
+    the front end's model of ``kind`` (poems where None), else the bundled one."""
+    from poetgen.checkpoint import load_checkpoint, load_for
+
+    if checkpoint is not None:
+        return load_for(kind, checkpoint) if kind else load_checkpoint(checkpoint)
+    if SESSION["load"] is not None:
+        return SESSION["load"](kind or "poems")
+    return load_for(kind or "poems", None)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SAMPLING = "Sampling"
+FORM = "Form and rhyme"
+MODEL = "Model"
+OPTIM = "Optimisation"
+DATA = "Data"
+
+
+def path_value(value: Any) -> Path:
+    """Parse a path option: an empty string (an unset shell variable, say) is an error, not '.'."""
+    if isinstance(value, Path):
+        return value
+    if not str(value).strip():
+        raise typer.BadParameter("the path is empty")
+    return Path(value)
+
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", parser=path_value,
+                                              help="Raw-data folder (else $POETGEN_DATA, else ~/.cache/poetgen).",
+                                              rich_help_panel=DATA)]
+CorpusScript = Annotated[str, typer.Option(help="simplified or traditional (poems).")]
+CheckpointOpt = Annotated[Path | None, typer.Option("--checkpoint", "-c", parser=path_value,
+                                                    help="A checkpoint file or run folder "
+                                                    "(default: the model shipped with poetgen).")]
+Temp = Annotated[float | None, typer.Option("--temp", "--temperature", help="Sampling temperature (0 = greedy; "
+                                           "default 0.8 for poems, 0.9 for names).",
+                                     rich_help_panel=SAMPLING)]
+TopK = Annotated[int, typer.Option("--top-k", help="Keep the k most likely tokens (0 = off).",
+                                   rich_help_panel=SAMPLING)]
+TopP = Annotated[float, typer.Option("--top-p", help="Nucleus sampling mass in (0, 1] (1 = off).",
+                                     rich_help_panel=SAMPLING)]
+Seed = Annotated[int | None, typer.Option("--seed", help="Random seed: the same seed gives the same output.",
+                                          rich_help_panel=SAMPLING)]
+Greedy = Annotated[bool, typer.Option("--greedy", help="Always take the most likely token (ignores --temp).",
+                                      rich_help_panel=SAMPLING)]
+Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+MAX_MESSAGE = 400  # characters; a 10k-character argument echoed back helps nobody
+
+
+def one_line(message: str, limit: int = MAX_MESSAGE) -> str:
+    """Newlines folded into spaces and the middle of an over-long message cut out."""
+    message = re.sub(r"\s*\n\s*", " ", message.strip())
+    if len(message) > limit:
+        head, tail = limit * 2 // 3, limit // 3
+        message = f"{message[:head]} … {message[-tail:]}"
+    return message
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    # escape(): a message may quote user input such as "[/]", which Rich would read as markup
+    err.print(f"[bold red]error:[/] {escape(one_line(message))}", soft_wrap=True)
+    return typer.Exit(code)
+
+
+# An OSError on a path the user typed is a usage error (2); anything else (I/O error, disk full,
+# permission denied) is a runtime failure (1).
+_PATH_ERRNOS = {errno.ENAMETOOLONG, errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ELOOP}
+
+
+def os_error_message(e: OSError) -> str:
+    where = f" {e.filename}" if e.filename else ""
+    return f"cannot access{where}: {e.strerror or e}"
+
+
+def _has_surrogates(value: Any) -> bool:
+    """Command-line bytes that are not UTF-8 reach Python as lone surrogates (PEP 383)."""
+    if isinstance(value, str):
+        return re.search("[\ud800-\udfff]", value) is not None
+    if isinstance(value, list | tuple):
+        return any(_has_surrogates(v) for v in value)
+    return False
+
+
+def handled(fn: F) -> F:
+    """Turn library errors into one line + exit code; keep tracebacks for --debug."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            bad = [name for name, value in kwargs.items() if _has_surrogates(value)]  # Path values may be any bytes
+            if bad:
+                raise PoetgenError(f"the {bad[0].rstrip('_').replace('_', ' ')} given is not valid UTF-8 text")
+            return fn(*args, **kwargs)
+        except PoetgenError as e:
+            if DEBUG["on"]:
+                raise
+            raise fail(e.named(FLAGS), e.code) from None
+        except KeyboardInterrupt:
+            if DEBUG["on"]:
+                raise
+            err.print("[yellow]interrupted[/]")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except OSError as e:  # a path the user typed, or the environment (disk full, I/O error)
+            if DEBUG["on"] or e.errno == errno.EPIPE:  # `poetgen classify - | head`: typer exits quietly
+                raise
+            raise fail(os_error_message(e), 2 if e.errno in _PATH_ERRNOS else 1) from None
+        except Exception as e:  # a bug or an environment failure: still one line
+            if DEBUG["on"]:
+                raise
+            raise fail(f"{type(e).__name__}: {e} (run with --debug for the traceback)", 1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def emit_json(data: Any) -> None:
+    out.print_json(json.dumps(data, ensure_ascii=False))
+
+
+def show(data: Any, as_json: bool, render: Callable[[Any], Any]) -> None:
+    """``--json``: the data as JSON; otherwise the Rich rendering of it."""
+    emit_json(data) if as_json else out.print(render(data))
+
+
+# How this front end spells the library's parameters in its messages (``top_p must…`` → ``--top-p must…``).
+FLAGS = {"temperature": "--temp", "top_k": "--top-k", "top_p": "--top-p", "seed": "--seed", "n": "--num",
+         "start": "--start", "guidance": "--guidance", "rerank": "--rerank", "embed": "--embed",
+         "hidden": "--hidden", "layers": "--layers", "dropout": "--dropout"}
+
+
+def sampling_of(temp: float | None, top_k: int, top_p: float, seed: int | None, greedy: bool = False):
+    """The options as the library takes them: an unset ``--temp`` leaves the task's default."""
+    from poetgen.sample import Sampling
+
+    return Sampling(0.0 if greedy else temp, top_k, top_p, seed)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"poetgen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def main_callback(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Train recurrent language models and write Tang poems and names with them.
+
+    Run [bold]poetgen[/] with no command for the interactive shell.
+    """
+    DEBUG["on"] = debug
+    if ctx.invoked_subcommand is None:
+        from poetgen.repl import run_repl
+
+        raise typer.Exit(run_repl())
+
+
+
+
+@app.command()
+def repl() -> None:
+    """The interactive shell (the same as running poetgen with no command)."""
+    from poetgen.repl import run_repl
+
+    raise typer.Exit(run_repl())

@@ -1,0 +1,72 @@
+"""`poetgen compare`, `report` and `plot`: the RNN-vs-LSTM lab."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from poetgen.cli import base
+from poetgen.cli.base import DataDir, app, handled, path_value
+from poetgen.errors import PoetgenError
+
+
+@app.command()
+@handled
+def compare(
+    corpus: Annotated[str, typer.Option(help="names, tang, or a text file.")] = "names",
+    task: Annotated[str, typer.Option(help="classify or lm.")] = "classify",
+    models: Annotated[str, typer.Option(help="Comma-separated model[:cell] specs.")] = "rnn,lstm,gru,lstm:custom",
+    steps: Annotated[int | None, typer.Option(help="Same number of steps for every model.")] = None,
+    seconds: Annotated[float | None, typer.Option(help="Same wall-clock budget for every model.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size for every model (default: the preset's).")]
+    = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    data_dir: DataDir = None,
+    out_dir: Annotated[Path, typer.Option("--out", parser=path_value, help="Folder for the runs, table and plot.")]
+    = Path("runs/compare"),
+) -> None:
+    """Train several models with the same budget and seed; one table and one overlaid-curves PNG."""
+    from poetgen.lab.compare import compare_models, markdown_table, table_of
+
+    specs = [m.strip() for m in models.split(",") if m.strip()]
+    if not specs:
+        raise PoetgenError("--models is empty")
+    from poetgen.sample import check_seed
+
+    check_seed(seed)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise PoetgenError(f"--out {out_dir} is a file; compare needs a folder")
+    out_dir.mkdir(parents=True, exist_ok=True)  # fail here, in one line, before any training starts
+    rows = compare_models(corpus, task, specs, data_dir=data_dir, out=out_dir, budget_steps=steps,
+                          budget_seconds=seconds, seed=seed, batch_size=batch_size, quiet=False)
+    headers, cells = table_of(rows)
+    base.out.print(markdown_table(headers, cells))
+    base.out.print(f"[green]wrote[/] {escape(str(out_dir / 'compare.md'))}, {escape(str(out_dir / 'compare.png'))}")
+
+
+@app.command()
+@handled
+def report(
+    runs: Annotated[list[Path], typer.Argument(parser=path_value, help="Run folders (from train or compare).")],
+    out_dir: Annotated[Path, typer.Option("--out", parser=path_value, help="Folder for report.md / report.html.")]
+    = Path("report"),
+    data_dir: DataDir = None,
+    samples: Annotated[bool, typer.Option("--samples/--no-samples", help="Include sample names / poems.")] = True,
+) -> None:
+    """A self-contained lab report: structure, curves, confusion matrix, comparison, samples."""
+    from poetgen.lab.report import write_report
+
+    path = write_report(list(runs), out_dir, data_dir=data_dir, samples=samples)
+    base.out.print(f"[green]wrote[/] {escape(str(path))} and {escape(str(path.with_suffix('.html')))}")
+
+
+@app.command()
+@handled
+def plot(run: Annotated[Path, typer.Argument(parser=path_value, help="A run folder with metrics.jsonl.")]) -> None:
+    """Draw loss / accuracy curves of a run into RUN/curves.png."""
+    from poetgen.lab.plots import plot_run
+
+    base.out.print(f"[green]wrote[/] {escape(str(plot_run(run)))}")

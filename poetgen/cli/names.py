@@ -1,0 +1,135 @@
+"""`poetgen names` and `poetgen classify`: surnames invented and recognised."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from poetgen.cli import base
+from poetgen.cli.base import (
+    CheckpointOpt,
+    Greedy,
+    Json,
+    Seed,
+    Temp,
+    TopK,
+    TopP,
+    app,
+    busy,
+    handled,
+    load_model,
+    path_value,
+    sampling_of,
+    show,
+)
+from poetgen.errors import PoetgenError
+
+# ---------------------------------------------------------------------------------------------
+# names
+
+
+@app.command()
+@handled
+def names(
+    language: Annotated[str | None, typer.Argument(help="The language, as --lang.", show_default=False)] = None,
+    lang: Annotated[str, typer.Option("--lang", "-l", help="Language (case-insensitive, prefix ok) or 'all'.")]
+    = "all",
+    num: Annotated[int | None, typer.Option("--num", "-n", help="How many names (default 10; 3 per language "
+                                            "with --lang all).")] = None,
+    start: Annotated[str, typer.Option(help="Force the first letters.")] = "",
+    novel: Annotated[bool, typer.Option("--novel", help="Only names not in the training data.")] = False,
+    temp: Temp = None,
+    top_k: TopK = 0,
+    top_p: TopP = 1.0,
+    seed: Seed = None,
+    greedy: Greedy = False,
+    guidance: Annotated[float | None, typer.Option(
+        help="Push each letter towards the language (0 = plain sampling; default 3).")] = None,
+    rerank: Annotated[float | None, typer.Option(
+        help="Prefer whole names that read as the language (0 = off; default 4).")] = None,
+    checkpoint: CheckpointOpt = None,
+    as_json: Json = False,
+) -> None:
+    """Names that sound like a language — [bold]poetgen names Russian -n 10[/] (or --lang Russian)."""
+    from poetgen.names.generate import generate_all, generate_names
+    from poetgen.names.languages import resolve_language
+    from poetgen.render import names_by_language, names_columns
+
+    sampling = sampling_of(temp, top_k, top_p, seed, greedy)
+    ck = load_model("names", checkpoint)
+    lang = language or lang
+    options = {"start": start, "sampling": sampling, "novel": novel, "guidance": guidance, "rerank": rerank}
+    if lang.lower() == "all":
+        with busy("drawing names…"):
+            table = generate_all(ck, num, **options)
+        show(table, as_json, names_by_language)
+        return
+    language = resolve_language(ck, lang)
+    with busy("drawing names…"):
+        result = generate_names(ck, language, num, **options)
+    if num is not None and len(result) < num:
+        base.err.print(f"[yellow]only {len(result)} distinct names found[/]")
+    show(result, as_json, lambda names: names_columns(names, title=language))
+
+
+@app.command()
+@handled
+def classify(
+    names_: Annotated[list[str] | None, typer.Argument(metavar="NAMES", help="Surnames, or '-' to read stdin.")]
+    = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", parser=path_value,
+                                              help="Read names from a file, one per line.")] = None,
+    top: Annotated[int, typer.Option(help="How many languages to show per name.")] = 3,
+    checkpoint: CheckpointOpt = None,
+    as_json: Json = False,
+) -> None:
+    """Which language is a surname from? — [bold]poetgen classify Dovesky Jackson Hou[/]."""
+    from poetgen.names.classify import classify as classify_names
+    from poetgen.render import classify_table
+
+    if top < 1:
+        raise PoetgenError(f"--top must be at least 1, got {top}")
+    source = _name_source(names_ or [], file)
+    ck = load_model("classify", checkpoint)
+    streaming = file is not None or names_ == ["-"]
+    predictions = classify_names(ck, source, top=min(top, len(ck.categories)), lines=streaming)
+    if as_json and streaming:  # JSON lines: one result per input line, in bounded memory
+        for p in predictions:
+            sys.stdout.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
+        return
+    if streaming:
+        for p in predictions:
+            best, prob = p.top[0]
+            sys.stdout.write(f"{p.name}\t{best}\t{prob:.4f}\n")
+        return
+    results = [p.to_dict() for p in predictions]
+    show(results, as_json, classify_table)  # the renderer shows names as plain text, never as markup
+
+
+def _name_source(args: list[str], file: Path | None) -> Iterator[str]:
+    if file is not None and args:
+        raise PoetgenError("give names as arguments or with --file, not both")
+    if file is not None:
+        if not file.is_file():
+            raise PoetgenError(f"{file} does not exist")
+        return _lines(file.open(encoding="utf-8", errors="strict"), str(file))
+    if args == ["-"]:
+        return _lines(sys.stdin, "stdin")
+    if not args:
+        raise PoetgenError("give at least one name (or '-' to read names from stdin)")
+    return iter(args)
+
+
+def _lines(stream: Any, where: str) -> Iterator[str]:
+    try:
+        for line in stream:
+            yield line.rstrip("\n")
+    except UnicodeDecodeError as e:
+        raise PoetgenError(f"input is not UTF-8 text: {e.reason}") from None
+    except OSError as e:
+        raise PoetgenError(f"cannot read {where}: {e.strerror or e}", code=1) from None

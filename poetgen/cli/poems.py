@@ -1,0 +1,187 @@
+"""`poetgen write`, `check`, `eval` and `score`: poems written, checked and judged, text scored."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from poetgen.cli import base
+from poetgen.cli.base import (
+    FORM,
+    SESSION,
+    CheckpointOpt,
+    DataDir,
+    Greedy,
+    Json,
+    Seed,
+    Temp,
+    TopK,
+    TopP,
+    app,
+    busy,
+    emit_json,
+    handled,
+    load_model,
+    sampling_of,
+    show,
+)
+from poetgen.errors import PoetgenError
+
+# ---------------------------------------------------------------------------------------------
+# poems
+
+
+@app.command()
+@handled
+def write(
+    prefix: Annotated[str, typer.Argument(help="Opening characters (or acrostic heads with --acrostic).")] = "",
+    acrostic: Annotated[bool, typer.Option("--acrostic", help="One head character per line (藏头诗).",
+                                           rich_help_panel=FORM)] = False,
+    form: Annotated[str, typer.Option(help="五绝, 七绝, 五律, 七律 or auto.", rich_help_panel=FORM)] = "auto",
+    mood: Annotated[str, typer.Option(help="Text fed to the model first to set the mood (not printed).",
+                                      rich_help_panel=FORM)] = "",
+    rhyme: Annotated[bool, typer.Option("--rhyme/--no-rhyme", help="Force a 平 rhyme on the even lines.",
+                                        rich_help_panel=FORM)] = True,
+    rhyme_scheme: Annotated[str, typer.Option(help="pingshui (平水韵) or xinyun (中华新韵).", rich_help_panel=FORM)]
+    = "pingshui",
+    allow_repeats: Annotated[bool, typer.Option("--allow-repeats", help="Allow a character twice in a line.",
+                                                rich_help_panel=FORM)] = False,
+    allow_copies: Annotated[bool, typer.Option("--allow-copies", help="Allow lines copied from the corpus.",
+                                               rich_help_panel=FORM)] = False,
+    num: Annotated[int, typer.Option("--num", "-n", help="How many poems (sampled as one batch).")] = 1,
+    temp: Temp = None,
+    top_k: TopK = 0,
+    top_p: TopP = 1.0,
+    seed: Seed = None,
+    greedy: Greedy = False,
+    script: Annotated[str | None, typer.Option(help="Output script: simplified or traditional.")] = None,
+    checkpoint: CheckpointOpt = None,
+    as_json: Json = False,
+) -> None:
+    """Write a poem that continues PREFIX — [bold]poetgen write 青山 --temp 0.8[/]."""
+    from poetgen.poems.write import write_poems
+    from poetgen.render import poem_panel
+
+    sampling = sampling_of(temp, top_k, top_p, seed, greedy)
+    ck = load_model("poems", checkpoint)
+    with busy(f"writing {num} poems…") if num > 1 else contextlib.nullcontext():
+        poems = write_poems(ck, prefix, form=form, acrostic=acrostic, n=num, sampling=sampling, rhyme=rhyme,
+                            rhyme_scheme=rhyme_scheme, allow_repeats=allow_repeats, allow_copies=allow_copies,
+                            mood=mood, script=script)
+    SESSION["last_poem"] = poems[-1].text
+    if as_json:
+        emit_json([p.to_dict() for p in poems])
+        return
+    for poem in poems:
+        base.out.print(poem_panel(poem.to_dict()))
+
+
+@app.command()
+@handled
+def check(
+    poem: Annotated[str, typer.Argument(help="The poem, lines ending in ，。？！；")],
+    scheme: Annotated[str, typer.Option(help="pingshui (平水韵) or xinyun (中华新韵).")] = "pingshui",
+    as_json: Json = False,
+) -> None:
+    """Form, per-character 平/仄, rhyme group and which rules a poem keeps."""
+    from poetgen.poems.prosody import check_poem
+    from poetgen.render import check_table
+
+    if not poem.strip():
+        raise PoetgenError("the poem is empty")
+    result = check_poem(poem, scheme).to_dict()
+    show(result, as_json, check_table)
+
+
+@app.command("eval")
+@handled
+def evaluate(
+    checkpoint: CheckpointOpt = None,
+    samples: Annotated[int, typer.Option(help="Poems per form.")] = 200,
+    data_dir: DataDir = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    as_json: Json = False,
+) -> None:
+    """Evaluate a model: poems (form, rhyme, copies, perplexity) or a names classifier / generator."""
+    from poetgen.sample import check_seed
+
+    check_seed(seed)
+    ck = load_model(None, checkpoint)
+    if ck.kind == "poems":
+        from poetgen.poems.evaluate import evaluate_poems
+
+        result = evaluate_poems(ck, samples=samples, seed=seed, data_dir=data_dir)
+    elif ck.kind == "classify":
+        from poetgen.names.evaluate import evaluate_classifier
+
+        result = evaluate_classifier(ck, data_dir)
+    else:
+        from poetgen.names.evaluate import evaluate_generator
+
+        result = evaluate_generator(ck, None, data_dir)
+    if as_json:
+        emit_json(result)
+        return
+    _render_eval(result)
+
+
+def _render_eval(result: dict) -> None:
+    from poetgen.render import confusion_table, key_values
+
+    flat = {k: v for k, v in result.items() if isinstance(v, int | float | str)}
+    base.out.print(key_values(flat, title="evaluation"))
+    for key, value in result.items():
+        if isinstance(value, dict) and all(isinstance(v, int | float | str) for v in value.values()):
+            base.out.print(key_values(value, title=key))
+    if "confusion" in result and "labels" in result:
+        base.out.print(confusion_table(result["labels"], result["confusion"]))
+
+
+
+
+@app.command()
+@handled
+def score(
+    source: Annotated[str, typer.Argument(help="A UTF-8 text file, one text per line, or '-' for stdin.")],
+    checkpoint: CheckpointOpt = None,
+    category: Annotated[str | None, typer.Option(help="Condition on this form / language (default: detected "
+                                                 "from the text, else a mixture of all).")] = None,
+    as_json: Json = False,
+) -> None:
+    """Per-character NLL (nats), perplexity and bits per character of each line, and in total."""
+    from poetgen.render import key_values
+    from poetgen.score import read_lines, score_lines, summarize
+
+    if not source.strip():
+        raise PoetgenError("give a text file to score, or '-' to read standard input")
+    if source != "-" and not Path(source).is_file():  # before the slow model load
+        raise PoetgenError(f"{source} does not exist or is not a file")
+    ck = load_model(None, checkpoint)
+    lines = read_lines(sys.stdin.buffer if source == "-" else Path(source))
+    scores = list(score_lines(ck, lines, category=category))
+    summary = summarize(scores)
+    if not summary["chars"]:
+        raise PoetgenError(f"nothing to score: all {summary['oov']} characters are outside the model's vocabulary "
+                           f"({summary['unknown'][:20]})")
+    if as_json:
+        emit_json([*(s.to_dict() for s in scores), {"summary": summary}])
+        return
+    from rich.table import Table
+
+    table = Table(box=None)
+    for col in ("line", "nll/char", "ppl", "chars", "oov", "text"):
+        table.add_column(col, justify="right" if col != "text" else "left")
+    for s in scores[:200]:  # the totals cover every line; the table shows the first 200
+        per = f"{s.nll_per_char:.3f}" if s.nll_per_char is not None else "-"
+        ppl = f"{s.perplexity:.1f}" if s.perplexity is not None else "-"
+        table.add_row(str(s.line), per, ppl, str(s.chars), str(s.oov), escape(s.text[:40]))
+    base.out.print(table)
+    if summary["oov"]:
+        base.err.print(f"[yellow]{summary['oov']} characters outside the vocabulary were not scored:[/] "
+                  f"{escape(summary['unknown'][:80])}", soft_wrap=True)
+    base.out.print(key_values({k: v for k, v in summary.items() if k != "unknown" and v is not None}, title="total"))

@@ -1,0 +1,166 @@
+"""Evaluation, one path for every caller (train, compare, report, eval, the benchmarks): held-out
+negative log-likelihood for language models, accuracy / macro-F1 / confusion matrix for
+classifiers, on encoded examples or on a split of a checkpoint's own corpus. Padding never counts.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from poetgen.checkpoint import Checkpoint
+from poetgen.corpora import SPLITS, Corpus, Sample
+from poetgen.data import Example, batch_order, collate_classify, collate_lm, encode
+from poetgen.errors import PoetgenError, unknown
+
+
+@torch.no_grad()
+def lm_nll(model: nn.Module, examples: list[Example], batch_size: int = 128) -> tuple[float, int]:
+    """Mean NLL per target token (nats; ``<eos>`` included) and the number of tokens."""
+    was_training = model.training
+    model.eval()
+    device = _device(model)
+    total, count = 0.0, 0
+    for idx in batch_order([len(e.ids) for e in examples], batch_size, 0, 0, shuffle=False):
+        batch = {k: v.to(device) for k, v in collate_lm([examples[i] for i in idx]).items()}
+        total += model(batch["tokens"], batch["targets"], _category(model, batch)).item()
+        count += int((batch["targets"] != 0).sum())
+    model.train(was_training)
+    return total / max(count, 1), count
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _category(model: nn.Module, batch: dict[str, Tensor]) -> Tensor | None:
+    return batch["category"] if getattr(model, "category", None) is not None else None
+
+
+@torch.no_grad()
+def classifier_predictions(
+    model: nn.Module, examples: list[Example], batch_size: int = 512
+) -> tuple[Tensor, Tensor, float]:
+    """Predicted labels, true labels (in the order of ``examples``) and mean cross-entropy."""
+    was_training = model.training
+    model.eval()
+    device = _device(model)
+    preds = torch.empty(len(examples), dtype=torch.long)
+    loss = 0.0
+    for idx in batch_order([len(e.ids) for e in examples], batch_size, 0, 0, shuffle=False):
+        batch = {k: v.to(device) for k, v in collate_classify([examples[i] for i in idx]).items()}
+        logits = model(batch["tokens"], batch["lengths"])
+        loss += nn.functional.cross_entropy(logits.float(), batch["labels"], reduction="sum").item()
+        preds[idx] = logits.argmax(-1).cpu()
+    model.train(was_training)
+    labels = torch.tensor([e.category for e in examples], dtype=torch.long)
+    return preds, labels, loss / max(len(examples), 1)
+
+
+def confusion_matrix(preds: Tensor, labels: Tensor, num_classes: int) -> Tensor:
+    """Rows: true class, columns: predicted class."""
+    return torch.bincount(labels * num_classes + preds, minlength=num_classes**2).view(num_classes, num_classes)
+
+
+def classification_report(preds: Tensor, labels: Tensor, num_classes: int) -> dict:
+    """Accuracy, macro-F1, balanced accuracy, per-class precision/recall/F1 and the confusion matrix.
+
+    Macro averages run over the classes present in ``labels`` so an absent class cannot
+    drag the mean down with an undefined score.
+    """
+    cm = confusion_matrix(preds, labels, num_classes).double()
+    tp = cm.diag()
+    support, predicted = cm.sum(1), cm.sum(0)
+    precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), torch.zeros_like(tp))
+    recall = torch.where(support > 0, tp / support.clamp(min=1), torch.zeros_like(tp))
+    both = precision + recall
+    f1 = torch.where(both > 0, 2 * precision * recall / both.clamp(min=1e-12), torch.zeros_like(tp))
+    present = support > 0
+    return {
+        "accuracy": float(tp.sum() / cm.sum().clamp(min=1)),
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "balanced_accuracy": float(recall[present].mean()) if present.any() else 0.0,
+        "precision": precision.tolist(),
+        "recall": recall.tolist(),
+        "f1": f1.tolist(),
+        "support": support.long().tolist(),
+        "confusion": cm.long().tolist(),
+    }
+
+
+def perplexity(nll: float) -> float:
+    return math.exp(min(nll, 700.0))
+
+
+# ---------------------------------------------------------------------------------------------
+# One record per evaluation
+
+
+def evaluate_examples(model: nn.Module, examples: list[Example], num_classes: int = 0) -> dict:
+    """The evaluation record of a model on encoded examples.
+
+    Language models: ``nll`` (mean nats per token, ``<eos>`` included), ``ppl`` and ``tokens``.
+    Classifiers (``num_classes`` > 0): ``loss`` (mean cross-entropy per name) and
+    ``classification_report``'s figures.
+    """
+    if getattr(model, "cfg", None) is not None and model.cfg.task == "classify":
+        preds, labels, loss = classifier_predictions(model, examples)
+        return {"loss": loss, **classification_report(preds, labels, num_classes)}
+    nll, tokens = lm_nll(model, examples)
+    return {"nll": nll, "ppl": perplexity(nll), "tokens": tokens}
+
+
+def checkpoint_corpus(ck: Checkpoint, data_dir: Path | str | None = None, *,
+                      trained_folder: bool = False) -> Corpus:
+    """The corpus a checkpoint was trained on, loaded the way the trainer loaded it (same script,
+    forms and splits), from ``data_dir`` when given, else ``$POETGEN_DATA`` / the cache. With
+    ``trained_folder`` (the lab's run folders), the folder it was trained from comes before those
+    when it still exists."""
+    from poetgen.config import TrainConfig
+    from poetgen.train import load_training_corpus  # train imports this module
+
+    cfg = TrainConfig.from_dict(ck.meta.get("train", {}))
+    folder = str(data_dir) if data_dir is not None else None
+    if folder is None and trained_folder and cfg.data_dir and Path(cfg.data_dir).expanduser().is_dir():
+        folder = cfg.data_dir
+    return load_training_corpus(cfg, data_dir=folder, default_folder=False)
+
+
+def split_samples(ck: Checkpoint, data_dir: Path | str | None, split: str, *,
+                  trained_folder: bool = False) -> tuple[Corpus, list[Sample], bool]:
+    """The checkpoint's corpus (see ``checkpoint_corpus``), the samples of ``split`` (for a
+    classifier, those whose category it knows), and whether the corpus is still the one it was
+    trained on."""
+    if split not in SPLITS:
+        raise unknown("split", split, list(SPLITS))
+    corpus = checkpoint_corpus(ck, data_dir, trained_folder=trained_folder)
+    samples = corpus.split(split)
+    if ck.categories and ck.config.task == "classify":
+        known = set(ck.categories)
+        samples = [s for s in samples if s.category in known]
+    match = corpus.fingerprint == ck.meta.get("corpus", {}).get("fingerprint")
+    return corpus, samples, match
+
+
+def evaluate_split(ck: Checkpoint, data_dir: Path | str | None = None, split: str = "test",
+                   allow_empty: bool = False, trained_folder: bool = False) -> dict:
+    """``evaluate_examples`` on a split of the checkpoint's own corpus, with ``split``, ``samples``,
+    ``fingerprint_match`` and, for classifiers, ``labels``. ``note`` says when the corpus changed
+    since training (then the split may overlap what the model saw). An empty split is an error, or
+    an empty dict with ``allow_empty`` (tiny corpora may have no test lines)."""
+    corpus, samples, match = split_samples(ck, data_dir, split, trained_folder=trained_folder)
+    result: dict = {"split": split, "samples": len(samples), "fingerprint_match": match}
+    if not match:
+        result["note"] = "the corpus changed since training: this split may overlap the training data"
+    examples = encode(samples, ck.tokenizer, ck.categories)
+    if not examples:
+        if allow_empty:
+            return {}
+        raise PoetgenError(f"the {split} split of corpus '{corpus.name}' is empty: nothing to evaluate")
+    result.update(evaluate_examples(ck.model, examples, len(ck.categories)))
+    if ck.config.task == "classify":
+        result["labels"] = list(ck.categories)
+    return result

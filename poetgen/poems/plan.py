@@ -1,0 +1,164 @@
+"""Reading the user's text into a plan: the form, each line's fixed characters (a prefix or an
+acrostic's heads), the mark ending each line and the conditioning category. Errors here are the
+user's: a prefix that cannot fit the form, characters the model never saw."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from poetgen.checkpoint import Checkpoint
+from poetgen.corpora import SCRIPTS, to_script
+from poetgen.errors import PoetgenError, unknown
+from poetgen.poems.masks import VocabMasks
+from poetgen.poems.text import (
+    ASCII_MARKS,
+    COMMA,
+    FORMS,
+    OTHER,
+    STOP,
+    WIDTH_NAME,
+    is_cjk,
+    nearest_form,
+    verse_name,
+)
+
+AUTO = "auto"
+MAX_HEADS = 64  # acrostic lines
+MARKS = "，。？！；、："  # accepted in prefixes (after mapping ASCII marks to full width)
+ODD_KEEP, EVEN_KEEP = "，？！", "。？！"  # marks kept as typed at the end of lines 1, 3.. / 2, 4..
+
+
+def model_script(ck: Checkpoint) -> str | None:
+    script = (ck.meta.get("corpus") or {}).get("script")
+    return script if script in SCRIPTS else None
+
+
+def normalise(text: str, what: str, ck: Checkpoint, vocab: VocabMasks, *, drop_unknown: bool = False) -> str:
+    """Full-width marks, no spaces, the model's script; a PoetgenError for anything unwritable."""
+    text = text.translate(ASCII_MARKS)
+    text = "".join(ch for ch in text if ch == "\n" or not ch.isspace())
+    bad = list(dict.fromkeys(ch for ch in text if not (ch == "\n" or ch in MARKS or is_cjk(ch))))
+    if bad:
+        shown = ", ".join(repr(ch) for ch in bad[:5])
+        raise PoetgenError(f"{what} may hold only Chinese characters and ，。？！； punctuation, not {shown}")
+    script = model_script(ck)
+    if script is not None:
+        text = to_script(text, script)
+    missing = [ch for ch in dict.fromkeys(text) if ch != "\n" and ch not in MARKS and ch not in vocab.char_id]
+    if missing and drop_unknown:
+        return "".join(ch for ch in text if ch not in missing)
+    if missing:
+        hints = []
+        for ch in missing:
+            variants = {to_script(ch, s) for s in SCRIPTS} - {ch}
+            hints += [f"'{v}' for '{ch}'" for v in sorted(variants) if v in vocab.char_id]
+        shown = ", ".join(f"'{ch}'" for ch in missing[:8])
+        hint = f" (try {', '.join(hints)})" if hints else ""
+        raise PoetgenError(f"the model never saw {shown} in {what}{hint}")
+    return text
+
+
+@dataclass
+class Plan:
+    form: str
+    width: int
+    given: list[str]  # characters fixed in each line (prefix text or the acrostic head)
+    marks: list[str]  # the mark ending each line
+    category: int | None
+
+
+def _line_mark(index: int, typed: str | None, last: bool) -> str:
+    """The mark ending line ``index`` (0-based): what the user typed if it fits, else ，/。."""
+    if last:
+        return typed if typed and typed in "？！" else STOP
+    keep = ODD_KEEP if index % 2 == 0 else EVEN_KEEP
+    if typed and typed in keep:
+        return typed
+    return COMMA if index % 2 == 0 else STOP
+
+
+def _category(ck: Checkpoint, form: str, lines: int, width: int) -> int | None:
+    """Index of the conditioning category: the form itself, else the closest one the model knows."""
+    if not ck.config.num_categories or not ck.categories:
+        return None
+    cats = ck.categories
+    wanted = [form, OTHER, nearest_form(width, lines)]
+    for c in wanted:
+        if c in cats:
+            return cats.index(c)
+    return 0
+
+
+def check_form(form: str) -> None:
+    if form != AUTO and form not in FORMS:
+        raise unknown("form", form, [*FORMS, AUTO])
+
+
+def plan_prefix(ck: Checkpoint, vocab: VocabMasks, prefix: str, form: str) -> Plan:
+    """Split a prefix into lines and pick the form; errors for prefixes that cannot fit it.
+
+    ``auto`` takes the line length from the prefix's first finished line (5 or 7), else 7, and
+    writes a 绝句 unless the prefix already has more than four lines. An unfinished last run of
+    characters longer than a line is wrapped; a finished line must have exactly the line length.
+    """
+    check_form(form)
+    text = normalise(prefix, "the prefix", ck, vocab)
+    done: list[tuple[str, str]] = []  # (line, typed mark)
+    current = ""
+    for ch in text:
+        if ch in MARKS or ch == "\n":
+            if not current:
+                if ch == "\n":  # blank lines, or a line break after a mark
+                    continue
+                raise PoetgenError(f"the prefix has a '{ch}' with no characters before it")
+            done.append((current, ch))
+            current = ""
+        else:
+            current += ch
+    if form == AUTO:
+        width = len(done[0][0]) if done else 7
+        if width not in WIDTH_NAME:
+            raise PoetgenError(f"the prefix's first line has {width} characters; poems have lines of 5 or 7")
+    else:
+        width = FORMS[form][1]
+    while len(current) > width:  # wrap a long unfinished run
+        done.append((current[:width], ""))
+        current = current[width:]
+    if form == AUTO:
+        count = len(done) + (1 if current else 0)
+        form = nearest_form(width, count)
+    n_lines = FORMS[form][0]
+    for i, (line, _) in enumerate(done):
+        if len(line) != width:
+            raise PoetgenError(f"line {i + 1} of the prefix has {len(line)} characters, but a {form} line has {width}")
+    count = len(done) + (1 if current else 0)
+    if count > n_lines:
+        raise PoetgenError(f"the prefix is longer than a {form} ({n_lines} lines of {width} characters)")
+    given = [line for line, _ in done] + ([current] if current else [])
+    given += [""] * (n_lines - len(given))
+    typed = [mark for _, mark in done] + [None] * (n_lines - len(done))
+    marks = [_line_mark(i, typed[i], i == n_lines - 1) for i in range(n_lines)]
+    return Plan(form, width, given, marks, _category(ck, form, n_lines, width))
+
+
+def plan_acrostic(ck: Checkpoint, vocab: VocabMasks, heads: str, form: str) -> Plan:
+    """One line per head character; 4 heads make a 绝句, 8 a 律诗, other counts a 古体 (五古/七古).
+
+    The line length comes from ``form`` (五.. → 5, 七.. → 7, auto → 7).
+    """
+    check_form(form)
+    stripped = "".join(ch for ch in heads if not ch.isspace())
+    if not stripped:
+        raise PoetgenError("give the head characters of the acrostic (藏头诗), e.g. 春夏秋冬")
+    marks = [ch for ch in dict.fromkeys(stripped.translate(ASCII_MARKS)) if ch in MARKS]
+    if marks:
+        shown = ", ".join(f"'{ch}'" for ch in marks)
+        raise PoetgenError(f"acrostic heads must be Chinese characters: {shown} cannot start a line")
+    text = normalise(stripped, "the acrostic heads", ck, vocab)
+    if len(text) > MAX_HEADS:
+        raise PoetgenError(f"an acrostic has at most {MAX_HEADS} head characters, got {len(text)}")
+    width = FORMS[form][1] if form in FORMS else 7
+    n = len(text)
+    name = verse_name(width, n)
+    marks_out = [_line_mark(i, None, i == n - 1) for i in range(n)]
+    return Plan(name, width, list(text), marks_out, _category(ck, name, n, width))

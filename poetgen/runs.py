@@ -1,0 +1,190 @@
+"""Run folders: what a training run keeps on disk, and the checks that keep it consistent.
+
+A run folder holds ``config.json``, ``metrics.jsonl`` (one record per evaluation) and the ``best`` /
+``last`` checkpoints (``last`` with the optimizer and RNG state for ``--resume``). Only one process
+writes (rank 0 under torchrun); every write is atomic or append-only, so a crash leaves no
+half-written checkpoint and no record of an evaluation whose checkpoint is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from poetgen.checkpoint import TRAIN_PREFIX, read_header, restore_weights, save_checkpoint
+from poetgen.config import RESUMABLE, TrainConfig
+from poetgen.errors import PoetgenError
+from poetgen.paths import atomic_path
+
+RNG_KEY = "rng/torch"
+# Model settings a resumed run must share with the saved one (sizes follow from the corpus).
+SAME_MODEL = ("model", "cell", "embed", "hidden", "layers", "adaptive", "tie", "bidirectional")
+
+
+@dataclass
+class RunState:
+    step: int = 0
+    epoch: int = 0
+    batch: int = 0  # next batch index within the epoch
+    best: float = math.inf  # best validation loss so far
+    bad_evals: int = 0  # evaluations since the last improvement (early stopping, plateau LR)
+    lr_scale: float = 1.0  # plateau schedule's current factor
+    elapsed: float = 0.0  # training seconds before this process started
+
+
+@dataclass
+class Saved:
+    """What ``last.safetensors`` holds for a resume: metadata and tensors (weights, optimizer, RNG)."""
+
+    meta: dict
+    tensors: dict[str, Tensor]
+
+
+class RunFolder:
+    def __init__(self, path: Path, writer: bool = True) -> None:
+        self.path = Path(path)
+        self.writer = writer  # False on torchrun ranks other than 0: they check, never write
+
+    # -- starting ----------------------------------------------------------------------------
+
+    def start_fresh(self) -> None:
+        """Refuse a folder that already holds a run; create it and check it can be written."""
+        if (self.path / "last.safetensors").exists() or (self.path / "metrics.jsonl").exists():
+            raise PoetgenError(f"{self.path} already holds a run; pass --resume to continue it or choose another --out")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            # A probe file of our own: under torchrun every rank checks at once, and a shared name
+            # let one rank delete another's probe (a spurious "cannot write" on a healthy folder).
+            fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=self.path)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            raise PoetgenError(f"cannot write to --out {self.path}: {e.strerror or e}") from None
+
+    def open_resume(self, cfg: TrainConfig, fingerprint: str) -> Saved:
+        """``last.safetensors``, after checking that ``cfg`` and the corpus are the run's own."""
+        last = self.path / "last.safetensors"
+        if not last.exists():
+            raise PoetgenError(f"--resume: no last.safetensors in {self.path}")
+        meta, tensors = read_header(last)
+        saved = TrainConfig.from_dict(meta.get("train", {})).to_dict()
+        now = cfg.to_dict()
+        for key in now:
+            if key not in RESUMABLE and key != "model" and saved.get(key) != now[key]:
+                raise PoetgenError(f"--resume: {self.path} was trained with {key}={saved.get(key)!r}, not {now[key]!r}")
+        for key in SAME_MODEL:
+            before, after = saved["model"].get(key), now["model"].get(key)
+            if before != after:
+                raise PoetgenError(f"--resume: {self.path} has {key}={before!r}, not {after!r}")
+        if meta.get("corpus", {}).get("fingerprint") != fingerprint:
+            raise PoetgenError(f"--resume: {self.path} was trained on a different corpus (fingerprint changed)")
+        return Saved(meta, tensors)
+
+    def clean_temp_files(self) -> None:
+        """Half-written checkpoints left by a killed process (``.last.safetensors.abc123.tmp``)."""
+        if not self.writer:
+            return
+        for name in ("best", "last"):
+            for tmp in self.path.glob(f".{name}.safetensors.*.tmp"):
+                tmp.unlink(missing_ok=True)
+
+    # -- records -----------------------------------------------------------------------------
+
+    def write_config(self, config: dict) -> None:
+        self._write(self.path / "config.json", json.dumps(config, indent=2, ensure_ascii=False))
+
+    def append_metrics(self, record: dict) -> None:
+        if not self.writer:
+            return
+        path = self.path / "metrics.jsonl"
+        try:
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record) + "\n")
+        except OSError as e:
+            raise PoetgenError(f"cannot write {path}: {e.strerror or e}", code=1) from None
+
+    def trim_metrics(self, step: int) -> None:
+        """Keep the complete records up to ``step``, the step a run resumes from: a kill mid-append
+        can leave half a line, and records past the checkpoint would be written again."""
+        path = self.path / "metrics.jsonl"
+        if not self.writer or not path.exists():
+            return
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = [line for line in lines if line.endswith("\n") and _record_step(line) is not None
+                and _record_step(line) <= step]
+        if kept != lines:
+            with atomic_path(path) as tmp:
+                tmp.write_text("".join(kept), encoding="utf-8")
+
+    def _write(self, path: Path, text: str) -> None:
+        if not self.writer:
+            return
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise PoetgenError(f"cannot write {path}: {e.strerror or e}", code=1) from None
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def save(self, name: str, model: nn.Module, meta: dict, optimizer: torch.optim.Optimizer | None = None,
+             seen: Tensor | None = None) -> None:
+        """``name.safetensors``; with ``optimizer``, also its state and the RNG state (for resume)."""
+        if not self.writer:
+            return
+        train_state = None
+        if optimizer is not None:
+            state = optimizer.state_dict()
+            train_state = {**_flatten_optimizer(state), RNG_KEY: torch.get_rng_state()}
+            meta = {**meta, "optimizer_groups": [{k: v for k, v in g.items() if k != "params"}
+                                                 for g in state["param_groups"]]}
+        save_checkpoint(self.path / f"{name}.safetensors", model, meta, train_state, seen=seen)
+
+    def restore(self, saved: Saved, model: nn.Module, optimizer: torch.optim.Optimizer) -> RunState:
+        """Weights (checked strictly against the model), optimizer and RNG state of ``saved``."""
+        restore_weights(model, saved.tensors, self.path / "last.safetensors")
+        flat = {k[len(TRAIN_PREFIX):]: v for k, v in saved.tensors.items() if k.startswith(TRAIN_PREFIX)}
+        rng = flat.pop(RNG_KEY, None)
+        optimizer.load_state_dict(_unflatten_optimizer(flat, saved.meta.get("optimizer_groups", []),
+                                                       optimizer.state_dict()))
+        if rng is not None:
+            torch.set_rng_state(rng)
+        return RunState(**saved.meta.get("state", {}))
+
+
+def state_dict(state: RunState) -> dict:
+    return asdict(state)
+
+
+def _record_step(line: str) -> int | None:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    step = record.get("step") if isinstance(record, dict) else None
+    return step if isinstance(step, int) else None
+
+
+def _flatten_optimizer(state: dict) -> dict[str, Tensor]:
+    flat = {}
+    for pid, values in state["state"].items():
+        for key, value in values.items():
+            flat[f"opt/{pid}/{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
+    return flat
+
+
+def _unflatten_optimizer(flat: dict[str, Tensor], groups: list[dict], template: dict) -> dict:
+    state: dict[int, dict] = {}
+    for name, value in flat.items():
+        _, pid, key = name.split("/", 2)
+        state.setdefault(int(pid), {})[key] = value
+    merged = template["param_groups"]
+    if groups:
+        merged = [{**g, **saved} for g, saved in zip(merged, groups, strict=True)]
+    return {"state": state, "param_groups": merged}
