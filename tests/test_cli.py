@@ -30,6 +30,7 @@ def test_help_lists_the_commands():
         assert command in result.output
 
 
+@pytest.mark.slow
 def test_python_dash_m_works_from_the_installed_package(tmp_path: Path):
     result = subprocess.run([sys.executable, "-m", "poetgen", "--version"], capture_output=True, text=True,
                             cwd=tmp_path, timeout=120)
@@ -77,6 +78,7 @@ def test_typer_usage_errors_exit_2():
     assert run("no-such-command").exit_code == 2
 
 
+@pytest.mark.slow
 def test_debug_shows_the_traceback(tiny_data: Path):
     env = {**os.environ, "COLUMNS": "120"}
     plain = subprocess.run([sys.executable, "-m", "poetgen", "corpus", "info", "tnag"], capture_output=True,

@@ -223,6 +223,7 @@ def child_env(tmp_path: Path) -> dict[str, str]:
             "PROMPT_TOOLKIT_NO_CPR": "1", "OMP_NUM_THREADS": "1", "PYTHONIOENCODING": "utf-8"}
 
 
+@pytest.mark.slow
 def test_piped_stdin_runs_line_by_line(models, tmp_path: Path):
     script = "write 青山\nset script traditional\nwrite 长风\nnames Russian -n 3\n"
     done = subprocess.run([sys.executable, "-c", repl_code(models)], input=script, capture_output=True, text=True,
@@ -233,6 +234,7 @@ def test_piped_stdin_runs_line_by_line(models, tmp_path: Path):
     assert done.stderr == ""
 
 
+@pytest.mark.slow
 def test_piped_stdin_reports_errors_on_stderr_and_keeps_going(models, tmp_path: Path):
     script = "wirte 青山\nnames Russian -n 2\n"
     done = subprocess.run([sys.executable, "-c", repl_code(models)], input=script, capture_output=True, text=True,
@@ -257,6 +259,7 @@ def pty(models, tmp_path: Path):
         child.terminate(force=True)
 
 
+@pytest.mark.slow
 def test_pty_write_typo_settings_and_ctrl_d(pty):
     pty.sendline("write 青山")
     pty.expect("青山")
@@ -276,6 +279,7 @@ def test_pty_write_typo_settings_and_ctrl_d(pty):
     assert pty.exitstatus == 0
 
 
+@pytest.mark.slow
 def test_pty_ctrl_c_cancels_generation(pty):
     pty.sendline("names Russian -n 1")  # load the model first, so Ctrl-C lands in generation
     pty.expect("╰")  # the names panel's last border: output, not the echo of the typed line
@@ -299,6 +303,7 @@ def test_pty_ctrl_c_cancels_generation(pty):
     assert pty.exitstatus == 0
 
 
+@pytest.mark.slow
 def test_poetgen_without_a_command_opens_the_shell(tmp_path: Path):
     done = subprocess.run([sys.executable, "-m", "poetgen"], input="help\nquit\nhelp\n", capture_output=True,
                           text=True, env=child_env(tmp_path), timeout=240, cwd=REPO)

@@ -170,6 +170,22 @@ def test_resume_refuses_a_different_config(tiny_data: Path, tmp_path: Path):
         Trainer(config(tiny_data), tmp_path / "run")
 
 
+def test_resume_refuses_weights_that_do_not_match_the_model(tiny_data: Path, tmp_path: Path):
+    """Resume loads strictly: a stray or missing tensor in `last` is an error, never skipped."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    Trainer(config(tiny_data, max_steps=3), tmp_path / "run").fit()
+    last = tmp_path / "run" / "last.safetensors"
+    with safe_open(str(last), framework="pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    for tampered in ({**tensors, "rnn.weight_stray": torch.zeros(2)},
+                     {k: v for k, v in tensors.items() if k != "embed.weight"}):
+        save_file(tampered, str(last), metadata=meta)
+        with pytest.raises(PoetgenError, match="weights do not match the config"):
+            Trainer(config(tiny_data, max_steps=6), tmp_path / "run", resume=True)
+
+
 def test_bad_settings_fail_clearly(tiny_data: Path, tmp_path: Path):
     with pytest.raises(PoetgenError, match="larger than the training set"):
         Trainer(config(tiny_data, batch_size=100_000), tmp_path / "a")
@@ -197,6 +213,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data: Path, tmp_
         load_checkpoint(tmp_path / "run" / "last.safetensors")
 
 
+@pytest.mark.slow
 def test_two_process_ddp_matches_one_process(tiny_data: Path, tmp_path: Path):
     common = ["--corpus", "tang", "--data-dir", str(tiny_data), "--max-steps", "4", "--batch-size", "8",
               "--hidden", "16", "--embed", "8", "--layers", "1", "--dropout", "0", "--eval-every", "2", "--quiet",

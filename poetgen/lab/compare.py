@@ -21,6 +21,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from poetgen.errors import PoetgenError, unknown
@@ -256,8 +257,7 @@ def compare_models(
 
     rows, folders = [], {}
     for i, ((model, cell), label) in enumerate(zip(specs, labels, strict=True), start=1):
-        cfg = TrainConfig.from_dict(template.to_dict())
-        cfg.model.model, cfg.model.cell = model, cell
+        cfg = replace(template, model=replace(template.model, model=model, cell=cell))
         folder = out / folder_name(label)
         say({"event": "start", "label": label, "index": i, "total": len(specs), "run": str(folder)})
 
