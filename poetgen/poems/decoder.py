@@ -6,7 +6,7 @@ would break the form are set to -inf, so every poem has exactly the right number
 characters per line, ，/。 alternating at the line ends and nowhere else, no special or non-Chinese
 token, no character twice in a line, and (by default) even lines rhyming in one level-tone (平)
 group. Nothing is rejection-sampled except whole lines copied from the training data (a bounded
-number of retries). ``poem_eval.py`` measures the result.
+number of retries). ``poems.evaluate`` measures the result.
 
 Design, in short (details at each function):
 
