@@ -222,6 +222,46 @@ class NGram:
 # ---------------------------------------------------------------------------------------------
 
 
+# ---------------------------------------------------------------------------------------------
+# 5. Classifiers side by side: the leak-free test split, calibration, and surnames the corpus lacks
+
+OOS = Path(__file__).parent / "data" / "surnames-oos.tsv"
+
+
+def read_oos(path: Path = OOS) -> list[tuple[str, str]]:
+    rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
+    return [(name, language) for name, language in rows]
+
+
+def classifier_figures(ck, data_dir: str, oos: list[tuple[str, str]]) -> dict:
+    """Test-split accuracy / balanced accuracy / macro-F1, expected calibration error of the raw and
+    of the calibrated probabilities, and accuracy on the out-of-sample surnames, per language too."""
+    from poetgen.evaluate import classifier_logits, expected_calibration_error, split_samples
+    from poetgen.names.classify import probabilities, temperature
+
+    _, samples, _ = split_samples(ck, data_dir, "test")
+    logits, labels = classifier_logits(ck.model, encode(samples, ck.tokenizer, ck.categories))
+    test = classification_report(logits.argmax(-1), labels, len(ck.categories))
+    known = [(n, lang) for n, lang in oos if lang in ck.categories]
+    oos_labels = torch.tensor([ck.categories.index(lang) for _, lang in known])
+    oos_report = classification_report(probabilities(ck, [n for n, _ in known]).argmax(-1), oos_labels,
+                                       len(ck.categories))
+    return {"test": test, "ece_raw": expected_calibration_error(logits.softmax(-1), labels),
+            "ece": expected_calibration_error((logits / temperature(ck)).softmax(-1), labels),
+            "temperature": temperature(ck), "oos": oos_report, "oos_names": len(known)}
+
+
+def print_classifiers(named: dict[str, dict], labels: list[str]) -> None:
+    print("\n[5] classifiers side by side (test split; out-of-sample surnames, benchmarks/data/surnames-oos.tsv)")
+    for name, f in named.items():
+        t, o = f["test"], f["oos"]
+        print(f"    {name}: test accuracy {t['accuracy']:.3f} balanced {t['balanced_accuracy']:.3f} macro-F1 "
+              f"{t['macro_f1']:.3f} | ECE {f['ece_raw']:.3f} raw, {f['ece']:.3f} at T={f['temperature']:.2f} | "
+              f"OOS ({f['oos_names']} names) accuracy {o['accuracy']:.3f} balanced {o['balanced_accuracy']:.3f}")
+    print("    OOS recall by language: " + "  ".join(
+        f"{lang} " + "/".join(f"{f['oos']['recall'][i]:.2f}" for f in named.values()) for i, lang in enumerate(labels)))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default=os.environ.get("POETGEN_DATA"), help="folder holding names/*.txt")
@@ -241,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--class-weight-power", type=float)
     parser.add_argument("--skip-training", action="store_true", help="only the generator and the 4-gram")
     parser.add_argument("--skip-generator", action="store_true", help="only the two classifiers")
+    parser.add_argument("--baseline-classifier", help="classifier to compare --classifier with in [5] "
+                        "(default: none, [5] shows --classifier alone)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     corpus = load_corpus("names", args.data_dir)
@@ -271,12 +313,17 @@ def main(argv: list[str] | None = None) -> int:
               f"macro-F1 ×{pg['macro_f1'] / max(tut['macro_f1'], 1e-9):.2f}, names/s "
               f"×{pg['names_trained'] / pg['wall_s'] / (tut['steps'] / tut['wall_s']):.1f}")
 
+    cls = load_for("classify", args.classifier or bundled_checkpoint("classify"))
+    named = {"baseline": load_for("classify", args.baseline_classifier)} if args.baseline_classifier else {}
+    named[cls.path.name if not named else "candidate"] = cls
+    torch.set_num_threads(args.threads)
+    oos = read_oos()
+    print_classifiers({k: classifier_figures(ck, args.data_dir, oos) for k, ck in named.items()}, cls.categories)
     if args.skip_generator:
         return 0
     ngram = NGram(train)
     ngram_nll = ngram.nll(test)
     gen = load_for("names", args.generator or bundled_checkpoint("names"))
-    cls = load_for("classify", args.classifier or bundled_checkpoint("classify"))
     torch.set_num_threads(args.threads)  # load_for picks its own default
     t0 = time.perf_counter()
     ev = evaluate_generator(gen, cls, args.data_dir, samples_per_language=args.samples,

@@ -27,6 +27,7 @@ class TrainConfig:
     min_freq: int = 1
     max_vocab: int = 0  # 0: no limit
     max_len: int = 0  # truncate samples to this many tokens (0: no limit)
+    augment: bool = False  # names: add spelling variants to the training names (names/augment.py)
     conditional: bool = True  # lm: feed the category (form / language) at every step
     model: ModelConfig = field(default_factory=ModelConfig)
     epochs: int = 10
@@ -73,6 +74,7 @@ class TrainConfig:
             (0 <= self.class_weight_power <= 1, "--class-weight-power must be in [0, 1]"),
             (0 <= self.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
             (self.task == "classify" or not self.label_smoothing, "--label-smoothing applies to --task classify"),
+            (self.corpus == "names" or not self.augment, "--augment applies to --corpus names"),
             (self.task == "classify" or self.conditional or not self.class_weight_power,
              "--class-weight-power needs categories: a classifier or a conditional language model"),
             (self.min_freq >= 1 and self.max_vocab >= 0 and self.max_len >= 0 and self.threads >= 0,

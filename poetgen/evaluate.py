@@ -41,23 +41,58 @@ def _category(model: nn.Module, batch: dict[str, Tensor]) -> Tensor | None:
 
 
 @torch.no_grad()
+def classifier_logits(model: nn.Module, examples: list[Example], batch_size: int = 512) -> tuple[Tensor, Tensor]:
+    """Logits (N, C) and true labels (N,), in the order of ``examples``."""
+    was_training = model.training
+    model.eval()
+    device = _device(model)
+    logits = torch.empty(len(examples), model.cfg.num_categories)
+    for idx in batch_order([len(e.ids) for e in examples], batch_size, 0, 0, shuffle=False):
+        batch = {k: v.to(device) for k, v in collate_classify([examples[i] for i in idx]).items()}
+        logits[idx] = model(batch["tokens"], batch["lengths"]).float().cpu()
+    model.train(was_training)
+    return logits, torch.tensor([e.category for e in examples], dtype=torch.long)
+
+
 def classifier_predictions(
     model: nn.Module, examples: list[Example], batch_size: int = 512
 ) -> tuple[Tensor, Tensor, float]:
     """Predicted labels, true labels (in the order of ``examples``) and mean cross-entropy."""
-    was_training = model.training
-    model.eval()
-    device = _device(model)
-    preds = torch.empty(len(examples), dtype=torch.long)
-    loss = 0.0
-    for idx in batch_order([len(e.ids) for e in examples], batch_size, 0, 0, shuffle=False):
-        batch = {k: v.to(device) for k, v in collate_classify([examples[i] for i in idx]).items()}
-        logits = model(batch["tokens"], batch["lengths"])
-        loss += nn.functional.cross_entropy(logits.float(), batch["labels"], reduction="sum").item()
-        preds[idx] = logits.argmax(-1).cpu()
-    model.train(was_training)
-    labels = torch.tensor([e.category for e in examples], dtype=torch.long)
-    return preds, labels, loss / max(len(examples), 1)
+    logits, labels = classifier_logits(model, examples, batch_size)
+    loss = nn.functional.cross_entropy(logits, labels).item() if len(labels) else 0.0
+    return logits.argmax(-1), labels, loss
+
+
+def fit_temperature(logits: Tensor, labels: Tensor) -> float:
+    """The softmax temperature T that makes softmax(logits / T) best calibrated on these labels
+    (temperature scaling: T minimises their mean cross-entropy; Guo et al. 2017). 1.0 for no data."""
+    if not len(labels):
+        return 1.0
+    log_t = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.5, max_iter=50)
+
+    def closure() -> Tensor:
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(logits / log_t.exp(), labels)
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    return float(log_t.detach().exp().clamp(0.05, 20.0))
+
+
+def expected_calibration_error(probs: Tensor, labels: Tensor, bins: int = 15) -> float:
+    """|accuracy − confidence| of the top answer, averaged over equal-width confidence bins,
+    weighted by how many answers fall in each."""
+    confidence, predicted = probs.max(-1)
+    total = 0.0
+    for b in range(bins):
+        inside = (confidence > b / bins) & (confidence <= (b + 1) / bins)
+        if inside.any():
+            gap = (predicted[inside] == labels[inside]).float().mean() - confidence[inside].mean()
+            total += float(inside.float().mean() * gap.abs())
+    return total
 
 
 def confusion_matrix(preds: Tensor, labels: Tensor, num_classes: int) -> Tensor:
@@ -103,12 +138,15 @@ def evaluate_examples(model: nn.Module, examples: list[Example], num_classes: in
     """The evaluation record of a model on encoded examples.
 
     Language models: ``nll`` (mean nats per token, ``<eos>`` included), ``ppl`` and ``tokens``.
-    Classifiers (``num_classes`` > 0): ``loss`` (mean cross-entropy per name) and
-    ``classification_report``'s figures.
+    Classifiers: ``loss`` (mean cross-entropy per name), ``temperature`` (the softmax temperature
+    that calibrates them on these examples, see ``fit_temperature``) and ``classification_report``'s
+    figures.
     """
     if getattr(model, "cfg", None) is not None and model.cfg.task == "classify":
-        preds, labels, loss = classifier_predictions(model, examples)
-        return {"loss": loss, **classification_report(preds, labels, num_classes)}
+        logits, labels = classifier_logits(model, examples)
+        loss = nn.functional.cross_entropy(logits, labels).item() if len(labels) else 0.0
+        return {"loss": loss, "temperature": fit_temperature(logits, labels),
+                **classification_report(logits.argmax(-1), labels, num_classes)}
     nll, tokens = lm_nll(model, examples)
     return {"nll": nll, "ppl": perplexity(nll), "tokens": tokens}
 

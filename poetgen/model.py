@@ -13,7 +13,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from poetgen.cells import CustomRNN
 from poetgen.errors import PoetgenError, bad_value, unknown
-from poetgen.vocab import PAD
+from poetgen.vocab import BOS, EOS, PAD
 
 MODELS = ("rnn", "lstm", "gru")
 CELLS = ("torch", "custom")
@@ -37,6 +37,8 @@ class ModelConfig:
     adaptive: bool = False  # AdaptiveLogSoftmaxWithLoss output for large vocabularies (lm)
     cutoffs: list[int] = field(default_factory=list)  # adaptive softmax cluster edges
     bidirectional: bool = False  # classify only
+    ngram: int = 0  # classify: hashed character n-grams up to this length beside the RNN (0 = off)
+    ngram_buckets: int = 8192  # hash buckets of those n-grams
 
     def validate(self) -> ModelConfig:
         self.validate_choices()
@@ -198,7 +200,12 @@ def default_cutoffs(vocab_size: int) -> list[int]:
 
 
 class Classifier(nn.Module):
-    """Embedding → RNN over packed sequences → last hidden state → linear over categories."""
+    """Embedding → RNN over packed sequences → last hidden state (+ the mean embedding of the
+    name's hashed character n-grams, when ``cfg.ngram``) → linear over categories.
+
+    The n-gram bag sees every part of the name at once (endings such as -ova, -escu, -ez are what
+    tells many languages apart), where the recurrent state must carry them to the last step.
+    """
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -207,7 +214,9 @@ class Classifier(nn.Module):
         self.rnn = recurrent(cfg, cfg.embed)
         self.drop = nn.Dropout(cfg.dropout)
         dirs = 2 if cfg.bidirectional else 1
-        self.out = nn.Linear(cfg.hidden * dirs, cfg.num_categories)
+        self.ngrams = nn.Embedding(cfg.ngram_buckets, cfg.hidden) if cfg.ngram else None
+        features = cfg.hidden * dirs + (cfg.hidden if cfg.ngram else 0)
+        self.out = nn.Linear(features, cfg.num_categories)
 
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         """tokens (B, T) right-padded, lengths (B,) → logits (B, C)."""
@@ -219,8 +228,29 @@ class Classifier(nn.Module):
             _, state = self.rnn(packed)
         h = state[0] if isinstance(state, tuple) else state  # LSTM returns (h, c)
         dirs = 2 if self.cfg.bidirectional else 1
-        last = torch.cat(list(h[-dirs:]), dim=-1)  # top layer, both directions
-        return self.out(self.drop(last))
+        features = [torch.cat(list(h[-dirs:]), dim=-1)]  # top layer, both directions
+        if self.ngrams is not None:
+            features.append(self.ngram_bag(tokens, lengths))
+        return self.out(self.drop(torch.cat(features, dim=-1)))
+
+    def ngram_bag(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        """Mean embedding of the name's character n-grams, n = 1..cfg.ngram, the name framed by
+        ``<bos>`` / ``<eos>`` so that beginnings and endings are n-grams of their own: (B, H)."""
+        b, t = tokens.shape
+        framed = torch.full((b, t + 2), PAD, dtype=torch.long, device=tokens.device)
+        framed[:, 0] = BOS
+        framed[:, 1 : t + 1] = tokens
+        framed[torch.arange(b, device=tokens.device), lengths.to(tokens.device) + 1] = EOS
+        base = self.cfg.vocab_size + 1  # n ids in base V+1: an exact code, hashed into the buckets
+        ids, valid = [], []
+        for n in range(1, min(self.cfg.ngram, t + 2) + 1):
+            windows = framed.unfold(1, n, 1)  # (B, T + 3 - n, n)
+            code = (windows * (base ** torch.arange(n, device=tokens.device))).sum(-1)
+            ids.append((code * 2654435761 + n) % self.cfg.ngram_buckets)
+            valid.append((windows != PAD).all(-1))
+        ids, mask = torch.cat(ids, dim=1), torch.cat(valid, dim=1).to(self.ngrams.weight.dtype)
+        summed = (self.ngrams(ids) * mask[..., None]).sum(1)
+        return summed / mask.sum(1, keepdim=True).clamp(min=1)
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:

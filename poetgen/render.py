@@ -119,8 +119,11 @@ def classify_table(predictions: list[dict]) -> Table:
     t.add_column("probability", justify="right")
     t.add_column("")
     for pred in predictions:
+        # An unsure answer (best language below even odds) says so under the name, beside the runner-up.
+        labels = [Text(pred["name"]), Text("unsure", style="yellow") if pred.get("unsure") else ""]
         for rank, (language, p) in enumerate(pred["top"]):
-            t.add_row(Text(pred["name"]) if rank == 0 else "", language, f"{p:.1%}", f"[green]{bar(p)}[/]")
+            label = labels[rank] if rank < len(labels) else ""
+            t.add_row(label, language, f"{p:.1%}", f"[{'yellow' if pred.get('unsure') else 'green'}]{bar(p)}[/]")
         if pred.get("unknown_chars"):
             t.add_row("", Text(f"unknown letters: {' '.join(pred['unknown_chars'])}", style="yellow"), "", "")
         t.add_section()

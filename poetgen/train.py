@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from poetgen.checkpoint import seen_tensor
 from poetgen.config import TrainConfig
-from poetgen.corpora import Corpus, load_corpus
+from poetgen.corpora import Corpus, Sample, load_corpus
 from poetgen.data import Example, batch_order, collate_classify, collate_lm, encode, shard
 from poetgen.errors import PoetgenError
 from poetgen.evaluate import evaluate_examples
@@ -84,6 +84,16 @@ def seen_texts(corpus: Corpus) -> list[str]:
     return [s.text for s in train]
 
 
+def training_samples(cfg: TrainConfig, corpus: Corpus) -> list[Sample]:
+    """The training split, with its names' spelling variants when ``cfg.augment``."""
+    train = corpus.split("train")
+    if not cfg.augment:
+        return train
+    from poetgen.names.augment import augmented
+
+    return augmented(train, [s.text for split in ("val", "test") for s in corpus.split(split)])
+
+
 def build_vocab(cfg: TrainConfig, corpus: Corpus) -> Tokenizer:
     texts = [s.text for s in corpus.split("train")]
     return build_tokenizer(cfg.tokenizer, texts, min_freq=cfg.min_freq, max_size=cfg.max_vocab or None)
@@ -115,7 +125,7 @@ def prepare_data(cfg: TrainConfig, corpus: Corpus, device: torch.device,
     """Tokenizer (a resumed run's own), categories, encoded splits and class weights."""
     tokenizer = tokenizer_from_dict(saved_meta["tokenizer"]) if saved_meta else build_vocab(cfg, corpus)
     categories = saved_meta["categories"] if saved_meta else corpus_categories(cfg, corpus)
-    train = encode(corpus.split("train"), tokenizer, categories, cfg.max_len)
+    train = encode(training_samples(cfg, corpus), tokenizer, categories, cfg.max_len)
     val = encode(corpus.split("val"), tokenizer, categories, cfg.max_len)
     if not train:
         raise PoetgenError("the training split is empty")
@@ -269,7 +279,8 @@ class Trainer:
         result = evaluate_examples(self.model, self.val_set, len(self.categories))
         if self.cfg.task == "lm":
             return {"val_loss": result["nll"]}
-        return {"val_loss": result["loss"], "val_accuracy": result["accuracy"], "val_macro_f1": result["macro_f1"]}
+        return {"val_loss": result["loss"], "val_accuracy": result["accuracy"], "val_macro_f1": result["macro_f1"],
+                "val_temperature": result["temperature"]}
 
     def meta(self, metrics: dict | None = None) -> dict:
         return {
@@ -281,6 +292,7 @@ class Trainer:
                        "script": self.corpus.script, "forms": self.cfg.forms},
             "metrics": metrics or {},
             "state": state_dict(self.state),
+            **_calibration(metrics),
         }
 
     def save(self, name: str, metrics: dict | None = None, with_state: bool = False) -> None:
@@ -371,6 +383,14 @@ class Trainer:
         self.save("last", record, with_state=True)
         self.run.append_metrics(record)
         return record
+
+
+def _calibration(metrics: dict | None) -> dict:
+    """A classifier's softmax temperature, fitted on the validation split at this evaluation: the
+    probabilities it shows are calibrated with it (``names.classify``)."""
+    if metrics and "val_temperature" in metrics:
+        return {"calibration": {"temperature": metrics["val_temperature"], "split": "val"}}
+    return {}
 
 
 def describe(trainer: Trainer) -> dict:

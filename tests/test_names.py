@@ -339,3 +339,82 @@ def test_generator_evaluation_has_sane_metrics(gen_ck: Checkpoint, cls_ck: Check
         assert 0 <= result[key] <= 1
     assert set(result["agreement_by_language"]) == set(gen_ck.categories)
     assert result["samples"] <= 30
+
+
+# ---------------------------------------------------------------------------------------------
+# Generalisation and calibration
+
+
+def test_spelling_variants_are_forms_the_language_has() -> None:
+    from poetgen.names.augment import variants
+
+    assert variants("Ivanov", "Russian") == ["Ivanova"]
+    assert variants("Dostoevsky", "Russian") == ["Dostoevskaya"]
+    assert variants("Kowalski", "Polish") == ["Kowalska"]
+    assert variants("Novotný", "Czech") == ["Novotná", "Novotna", "Novotny"]
+    assert variants("Novák", "Czech")[:2] == ["Nováková", "Novakova"]
+    assert variants("Müller", "German") == ["Mueller", "Muller"]
+    assert variants("Smith", "English") == []  # nothing to vary
+
+
+def test_variants_are_capped_and_never_a_held_out_name() -> None:
+    from poetgen.corpora import Sample
+    from poetgen.names.augment import augmented
+
+    names = ("Dvořák", "Novák", "Král", "Beneš", "Hájek", "Fiala", "Zeman", "Kolář")
+    train = [Sample(n, "Czech") for n in names]
+    held_out = ["Dvorak", "Novakova", "Kralova"]
+    out = augmented(train, held_out)
+    added = out[len(train):]
+    assert len(added) == 2  # at most a quarter of the language's names
+    assert all(s.category == "Czech" and s.split == "train" for s in added)
+    assert not {s.text for s in added} & {*held_out, *names}
+
+
+def test_ngram_features_train_and_see_the_whole_name(data_dir: Path, tmp_path: Path) -> None:
+    model = {"model": "gru", "embed": 16, "hidden": 32, "bidirectional": True, "ngram": 4, "ngram_buckets": 512}
+    ck = _train(data_dir, tmp_path / "ngram", "classify", model, 150)
+    assert ck.model.ngrams is not None and ck.config.ngram == 4
+    assert evaluate_classifier(ck, data_dir, "test")["accuracy"] >= 0.7
+    # the bag is order-free within an n-gram's reach, and framed: Ab and bA differ at the edges
+    tokens = torch.tensor([ck.tokenizer.encode("Ab"), ck.tokenizer.encode("bA")])
+    bags = ck.model.ngram_bag(tokens, torch.tensor([2, 2]))
+    assert not torch.allclose(bags[0], bags[1])
+
+
+def test_fitted_temperature_undoes_overconfidence() -> None:
+    from poetgen.evaluate import expected_calibration_error, fit_temperature
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(4000, 6, generator=g) * 2
+    labels = torch.multinomial(logits.softmax(-1), 1, generator=g).squeeze(-1)  # calibrated at T = 1
+    assert fit_temperature(logits * 3, labels) == pytest.approx(3.0, rel=0.1)
+    raw = expected_calibration_error((logits * 3).softmax(-1), labels)
+    fixed = expected_calibration_error((logits * 3 / fit_temperature(logits * 3, labels)).softmax(-1), labels)
+    assert fixed < raw / 2 and fixed < 0.03
+
+
+def test_classifier_checkpoints_carry_their_calibration(cls_ck: Checkpoint) -> None:
+    from poetgen.names.classify import probabilities, temperature
+
+    t = cls_ck.meta["calibration"]["temperature"]
+    assert cls_ck.meta["calibration"]["split"] == "val" and 0.05 <= t <= 20 and temperature(cls_ck) == t
+    ids = cls_ck.tokenizer.encode("Ivanov")
+    logits = cls_ck.model(torch.tensor([ids]), torch.tensor([len(ids)]))
+    assert torch.allclose(probabilities(cls_ck, ["Ivanov"]), (logits / t).softmax(-1), atol=1e-6)
+
+
+def test_a_coin_toss_is_marked_unsure() -> None:
+    from poetgen.names.classify import Prediction
+    from poetgen.render import classify_table
+
+    sure = Prediction("Ivanov", [("Russian", 0.9), ("Czech", 0.05)])
+    toss = Prediction("Hou", [("Chinese", 0.38), ("Korean", 0.35)])
+    assert not sure.unsure and toss.unsure
+    assert toss.to_dict()["unsure"] is True and sure.to_dict()["unsure"] is False
+    from rich.console import Console
+
+    console = Console(width=100, record=True)
+    console.print(classify_table([sure.to_dict(), toss.to_dict()]))
+    text = console.export_text()
+    assert text.count("unsure") == 1 and "Hou" in text

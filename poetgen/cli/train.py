@@ -124,6 +124,11 @@ def train(
                                                   rich_help_panel=MODEL)] = None,
     tie: Annotated[bool | None, typer.Option("--tie/--no-tie", help="Tie input and output embeddings.",
                                              rich_help_panel=MODEL)] = None,
+    ngram: Annotated[int | None, typer.Option(help="Classifier: hashed character n-grams up to this length "
+                                              "beside the RNN (0 = off).", rich_help_panel=MODEL)] = None,
+    augment: Annotated[bool | None, typer.Option("--augment/--no-augment", help="Names: add spelling variants "
+                                                 "(feminine forms, no diacritics) to the training names.",
+                                                 rich_help_panel=DATA)] = None,
     bidirectional: Annotated[bool | None, typer.Option("--bidirectional/--unidirectional",
                                                        help="Classifier reads names both ways.",
                                                        rich_help_panel=MODEL)] = None,
@@ -161,14 +166,15 @@ def train(
 
     cfg = preset(corpus, task)
     overrides = {"model": model, "cell": cell, "layers": layers, "hidden": hidden, "embed": embed,
-                 "dropout": dropout, "adaptive": adaptive, "tie": tie, "bidirectional": bidirectional}
+                 "dropout": dropout, "adaptive": adaptive, "tie": tie, "bidirectional": bidirectional,
+                 "ngram": ngram}
     for key, value in overrides.items():
         if value is not None:
             setattr(cfg.model, key, value)
     settings = {"epochs": epochs, "max_steps": max_steps, "max_time": max_time, "batch_size": batch_size, "lr": lr,
                 "optimizer": optimizer, "schedule": schedule, "clip": clip, "patience": patience,
                 "eval_every": eval_every, "weight_decay": weight_decay, "class_weight_power": class_weight_power,
-                "label_smoothing": label_smoothing}
+                "label_smoothing": label_smoothing, "augment": augment}
     for key, value in settings.items():
         if value is not None:
             setattr(cfg, key, value)

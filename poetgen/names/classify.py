@@ -14,15 +14,23 @@ from poetgen.data import pad
 from poetgen.errors import PoetgenError
 from poetgen.names.languages import canonical_case, require
 
+# Below this (calibrated) probability the best language is more likely wrong than right: the answer
+# is shown as unsure, with the runner-up beside it, rather than as a verdict.
+SURE_FROM = 0.5
+
 
 @dataclass
 class Prediction:
     name: str  # as given, NFC-normalised and trimmed
-    top: list[tuple[str, float]]  # (language, probability), most probable first
+    top: list[tuple[str, float]]  # (language, calibrated probability), most probable first
     unknown_chars: list[str] = field(default_factory=list)  # letters the model never saw (read as <unk>)
 
+    @property
+    def unsure(self) -> bool:
+        return self.top[0][1] < SURE_FROM
+
     def to_dict(self) -> dict:
-        return {"name": self.name, "top": [[lang, round(p, 6)] for lang, p in self.top],
+        return {"name": self.name, "top": [[lang, round(p, 6)] for lang, p in self.top], "unsure": self.unsure,
                 "unknown_chars": self.unknown_chars}
 
 
@@ -75,9 +83,15 @@ def classify(ck: Checkpoint, names: Iterable[str], top: int = 3, batch_size: int
 
 @torch.no_grad()
 def probabilities(ck: Checkpoint, names: list[str]) -> torch.Tensor:
-    """P(language | name) for non-empty names as typed (read in canonical case): (N, C) on the CPU."""
+    """P(language | name), calibrated, for non-empty names as typed (read in canonical case): (N, C)
+    on the CPU."""
     ids = [ck.tokenizer.encode(canonical_case(name)) for name in names]
     model = ck.model.eval()
     device = next(model.parameters()).device
     logits = model(pad(ids).to(device), torch.tensor([len(x) for x in ids]))
-    return torch.softmax(logits.float(), dim=-1).cpu()
+    return torch.softmax(logits.float() / temperature(ck), dim=-1).cpu()
+
+
+def temperature(ck: Checkpoint) -> float:
+    """The softmax temperature the checkpoint was calibrated with on validation data (1: none)."""
+    return float((ck.meta.get("calibration") or {}).get("temperature", 1.0))
