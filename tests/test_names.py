@@ -177,8 +177,9 @@ def test_guidance_levels_all_sample_valid_names(gen_ck: Checkpoint, guidance: fl
 
 @pytest.mark.parametrize("start", ["", "Ko"])
 def test_guided_sampling_scores_names_for_the_reranker(gen_ck: Checkpoint, start: str) -> None:
-    # The reranker reuses what guidance computed: log P(name <eos> | L) for every language must be
-    # what a separate scoring pass over the finished names gives.
+    # The reranker reuses what guidance computed: log P(name <eos> | L) must be what a separate
+    # scoring pass over the finished names gives, for every language still in play; a language
+    # ruled out on the way (-inf) is one the name's posterior has all but excluded.
     from poetgen.names.generate import _language_loglik, _sample_raw, _start_ids
 
     _, start_ids = _start_ids(gen_ck, start, 20)
@@ -186,7 +187,11 @@ def test_guided_sampling_scores_names_for_the_reranker(gen_ck: Checkpoint, start
     names, loglik = _sample_raw(gen_ck, [0, 1, 2] * 8, start_ids, 20, Sampling(temperature=1.0), g, 3.0)
     kept = [i for i, name in enumerate(names) if name]
     assert len(kept) >= 12 and all(names[i].startswith(start) for i in kept)
-    assert torch.allclose(loglik[kept], _language_loglik(gen_ck, [names[i] for i in kept]), atol=1e-4)
+    exact, got = _language_loglik(gen_ck, [names[i] for i in kept]), loglik[kept]
+    scored = torch.isfinite(got)
+    assert scored[torch.arange(len(kept)), torch.tensor([0, 1, 2] * 8)[kept]].all()  # the asked one
+    assert torch.allclose(got[scored], exact[scored], atol=1e-4)
+    assert (exact.log_softmax(-1).exp()[~scored] < 0.01).all()
 
 
 @pytest.mark.parametrize("knob", ["guidance", "rerank"])
@@ -304,10 +309,13 @@ def test_classifier_checkpoint_records_its_loss(cls_ck: Checkpoint) -> None:
 def test_names_presets_are_the_shipped_recipes() -> None:
     cfg = preset("names", "classify")
     assert cfg.model.model == "gru" and cfg.model.bidirectional and cfg.validate() is cfg
-    assert (cfg.class_weight_power, cfg.label_smoothing) == (0.3, 0.1)
+    assert (cfg.class_weight_power, cfg.label_smoothing, cfg.augment) == (0.6, 0.1, True)
     shipped = load_checkpoint(bundled_checkpoint("classify")).meta
-    assert {k: shipped["config"][k] for k in ("model", "hidden", "embed", "layers", "bidirectional")} == \
-        {k: getattr(cfg.model, k) for k in ("model", "hidden", "embed", "layers", "bidirectional")}
+    keys = ("model", "hidden", "embed", "layers", "bidirectional", "ngram")
+    assert {k: shipped["config"][k] for k in keys} == {k: getattr(cfg.model, k) for k in keys}
+    assert {k: shipped["train"][k] for k in ("class_weight_power", "label_smoothing", "augment")} == \
+        {"class_weight_power": 0.6, "label_smoothing": 0.1, "augment": True}
+    assert shipped["calibration"]["split"] == "val"
     assert preset("names", "lm").class_weight_power == 0.5
 
 
