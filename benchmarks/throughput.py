@@ -345,6 +345,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, help="poetgen's batch size for (b), (d), (e) (default: the preset's)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--skip", default="", help="letters of recipes to skip, e.g. 'cd'")
+    parser.add_argument("--embed", type=int, default=128, help="poetgen's embedding size for (b), (d), (e)")
+    parser.add_argument("--hidden", type=int, default=256, help="poetgen's LSTM size for (b), (d), (e) "
+                        "(the shipped Tang model: --embed 192 --hidden 384)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -353,8 +356,8 @@ def main(argv: list[str] | None = None) -> None:
           f"{args.warmup} warm-up steps, then {args.rounds} rounds of {args.steps} timed steps per recipe")
 
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = poetgen_trainer(args.data_dir, os.path.join(tmp, "b"), args.device, args.threads,
-                                  batch_size=args.batch_size)
+        size = {"embed": args.embed, "hidden": args.hidden, "batch_size": args.batch_size}
+        trainer = poetgen_trainer(args.data_dir, os.path.join(tmp, "b"), args.device, args.threads, **size)
         # (b), (d) and (e) see the same batches in the same order, round for round.
         batches = list(itertools.islice(poetgen_batches(trainer), args.warmup + args.rounds * args.steps))
         recipes = []
@@ -376,7 +379,7 @@ def main(argv: list[str] | None = None) -> None:
                                   lambda: kernel_step(trainer, next(order_e)), args.steps))
         if "d" not in args.skip:
             custom = poetgen_trainer(args.data_dir, os.path.join(tmp, "d"), args.device, args.threads, cell="custom",
-                                     batch_size=args.batch_size)
+                                     **size)
             order_d = iter(batches)
             recipes.append(Recipe("d", "poetgen, hand-written LSTM (--cell custom)", count_parameters(custom.model),
                                   lambda: poetgen_step(custom, next(order_d)), args.steps))
@@ -385,6 +388,8 @@ def main(argv: list[str] | None = None) -> None:
             recipes.append(Recipe("c", "names tutorial RNN, one name per step (letters read)",
                                   count_parameters(names.rnn), names.step, args.names_steps))
         report(recipes, run_rounds(recipes, args.rounds, args.warmup, device))
+        if device.type == "cuda":
+            print(f"peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**20:,.0f} MiB (all recipes)")
 
 
 if __name__ == "__main__":

@@ -176,6 +176,8 @@ class Trainer:
         if self.amp is not None:
             _probe_autocast(self.model, self.device, self.amp, cfg.precision)
         self.optimizer = self._optimizer()
+        # fp16 gradients underflow without loss scaling; every other precision runs unscaled.
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
         self.state = RunState()
         if saved is not None:
             self.state = self.run.restore(saved, self.model, self.optimizer)
@@ -266,10 +268,12 @@ class Trainer:
         # is the mean over the whole global batch, exactly as in a single process.
         loss = loss_sum * (self.world / max(total, 1.0))
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.scaler.scale(loss).backward()
         if self.cfg.clip:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)  # skips the step when fp16 gradients overflowed
+        self.scaler.update()
         mean = _all_reduce_sum(loss_sum.item(), self.world, self.device) / max(total, 1.0)
         return mean, int(total)
 
