@@ -4,7 +4,7 @@ They are drop-in twins of ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (batch_first): the s
 names and shapes (``weight_ih_l0``, ``bias_hh_l1_reverse`` ...), the same gate order (LSTM: input,
 forget, cell, output; GRU: reset, update, new), so a state_dict moves freely between the two and
 the tests can check that outputs and gradients agree. They are slower (a Python loop over time
-steps); their point is to be read.
+steps, though the input projections of all steps are one matrix product); their point is to be read.
 """
 
 from __future__ import annotations
@@ -17,25 +17,28 @@ from torch import Tensor, nn
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
-def rnn_step(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor) -> Tensor:
+# Each step gets ``xw = W_ih x + b_ih`` already computed: the input projections of all time steps
+# are one matrix product per layer (``_run``), so the loop over time does only the recurrent part.
+
+
+def rnn_step(xw: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tensor:
     """h' = tanh(W_ih x + b_ih + W_hh h + b_hh)"""
-    return torch.tanh(x @ w_ih.T + b_ih + h @ w_hh.T + b_hh)
+    return torch.tanh(xw + h @ w_hh.T + b_hh)
 
 
-def lstm_step(
-    x: Tensor, state: tuple[Tensor, Tensor], w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor
-) -> tuple[Tensor, Tensor]:
-    """i, f, o = σ(·); g = tanh(·); c' = f*c + i*g; h' = o*tanh(c'). Returns (h', c')."""
+def lstm_step(xw: Tensor, state: tuple[Tensor, Tensor], w_hh: Tensor, b_hh: Tensor) -> tuple[Tensor, Tensor]:
+    """i, f, o = σ(·); g = tanh(·) of W_ih x + b_ih + W_hh h + b_hh; c' = f*c + i*g; h' = o*tanh(c').
+    Returns (h', c')."""
     h, c = state
-    i, f, g, o = (x @ w_ih.T + b_ih + h @ w_hh.T + b_hh).chunk(4, dim=-1)
+    i, f, g, o = (xw + h @ w_hh.T + b_hh).chunk(4, dim=-1)
     c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)  # the cell state must be carried
     h = torch.sigmoid(o) * torch.tanh(c)  # the hidden state, not the output gate, is returned
     return h, c
 
 
-def gru_step(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor) -> Tensor:
+def gru_step(xw: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tensor:
     """r, z = σ(·); n = tanh(W_in x + b_in + r*(W_hn h + b_hn)); h' = (1-z)*n + z*h"""
-    xr, xz, xn = (x @ w_ih.T + b_ih).chunk(3, dim=-1)
+    xr, xz, xn = xw.chunk(3, dim=-1)
     hr, hz, hn = (h @ w_hh.T + b_hh).chunk(3, dim=-1)
     r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
     n = torch.tanh(xn + r * hn)
@@ -108,11 +111,15 @@ class CustomRNN(nn.Module):
         return x, ((h_n, torch.stack(finals_c)) if self.mode == "lstm" else h_n)
 
     def _run(self, seq: Tensor, state, alive: Tensor, suffix: str, layer: int):
-        w = [getattr(self, f"{name}_l{layer}{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        w_ih, w_hh, b_ih, b_hh = (getattr(self, f"{name}_l{layer}{suffix}")
+                                  for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
         step = {"rnn": rnn_step, "lstm": lstm_step, "gru": gru_step}[self.mode]
+        xw = torch.addmm(b_ih, seq.reshape(-1, seq.shape[-1]), w_ih.T).view(*seq.shape[:2], -1)  # (B, T, gates)
         outs = []
-        for t in range(seq.shape[1]):
-            new = step(seq[:, t], state, *w)
+        # unbind, not xw[:, t]: its backward stacks the T gradients once, where T slices would each
+        # add a zero-padded (B, T, gates) gradient
+        for t, xw_t in enumerate(xw.unbind(1)):
+            new = step(xw_t, state, w_hh, b_hh)
             keep = alive[:, t, None]
             if self.mode == "lstm":
                 state = (torch.where(keep, new[0], state[0]), torch.where(keep, new[1], state[1]))
