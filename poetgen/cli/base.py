@@ -133,9 +133,9 @@ CheckpointOpt = Annotated[Path | None, typer.Option("--checkpoint", "-c", parser
 Temp = Annotated[float | None, typer.Option("--temp", "--temperature", help="Sampling temperature (0 = greedy; "
                                            "default 0.8 for poems, 0.9 for names).",
                                      rich_help_panel=SAMPLING)]
-TopK = Annotated[int, typer.Option("--top-k", help="Keep the k most likely tokens (0 = off).",
+TopK = Annotated[int | None, typer.Option("--top-k", help="Keep the k most likely tokens (0 = off, the default).",
                                    rich_help_panel=SAMPLING)]
-TopP = Annotated[float, typer.Option("--top-p", help="Nucleus sampling mass in (0, 1] (1 = off).",
+TopP = Annotated[float | None, typer.Option("--top-p", help="Nucleus sampling mass in (0, 1] (1 = off, the default).",
                                      rich_help_panel=SAMPLING)]
 Seed = Annotated[int | None, typer.Option("--seed", help="Random seed: the same seed gives the same output.",
                                           rich_help_panel=SAMPLING)]
@@ -229,11 +229,18 @@ FLAGS = {"temperature": "--temp", "top_k": "--top-k", "top_p": "--top-p", "seed"
          "hidden": "--hidden", "layers": "--layers", "dropout": "--dropout"}
 
 
-def sampling_of(temp: float | None, top_k: int, top_p: float, seed: int | None, greedy: bool = False):
-    """The options as the library takes them: an unset ``--temp`` leaves the task's default."""
+def sampling_of(temp: float | None, top_k: int | None, top_p: float | None, seed: int | None, greedy: bool = False):
+    """The sampling options as the library takes them: only what was given (``--greedy`` is
+    temperature 0); every option left out keeps the library's default for the task."""
     from poetgen.sample import Sampling
 
-    return Sampling(0.0 if greedy else temp, top_k, top_p, seed)
+    given = {"temperature": 0.0 if greedy else temp, "top_k": top_k, "top_p": top_p, "seed": seed}
+    return Sampling(**given_only(given))
+
+
+def given_only(options: dict[str, Any]) -> dict[str, Any]:
+    """The options a user gave (None: left out, so the library's default holds)."""
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def _version(value: bool) -> None:

@@ -44,8 +44,8 @@ def names(
     start: Annotated[str, typer.Option(help="Force the first letters.")] = "",
     novel: Annotated[bool, typer.Option("--novel", help="Only names not in the training data.")] = False,
     temp: Temp = None,
-    top_k: TopK = 0,
-    top_p: TopP = 1.0,
+    top_k: TopK = None,
+    top_p: TopP = None,
     seed: Seed = None,
     greedy: Greedy = False,
     guidance: Annotated[float | None, typer.Option(

@@ -25,6 +25,7 @@ from poetgen.cli.base import (
     app,
     busy,
     emit_json,
+    given_only,
     handled,
     load_model,
     sampling_of,
@@ -42,21 +43,23 @@ def write(
     prefix: Annotated[str, typer.Argument(help="Opening characters (or acrostic heads with --acrostic).")] = "",
     acrostic: Annotated[bool, typer.Option("--acrostic", help="One head character per line (藏头诗).",
                                            rich_help_panel=FORM)] = False,
-    form: Annotated[str, typer.Option(help="五绝, 七绝, 五律, 七律 or auto.", rich_help_panel=FORM)] = "auto",
-    mood: Annotated[str, typer.Option(help="Text fed to the model first to set the mood (not printed).",
-                                      rich_help_panel=FORM)] = "",
-    rhyme: Annotated[bool, typer.Option("--rhyme/--no-rhyme", help="Force a 平 rhyme on the even lines.",
-                                        rich_help_panel=FORM)] = True,
-    rhyme_scheme: Annotated[str, typer.Option(help="pingshui (平水韵) or xinyun (中华新韵).", rich_help_panel=FORM)]
-    = "pingshui",
+    form: Annotated[str | None, typer.Option(help="五绝, 七绝, 五律, 七律 or auto (the default).",
+                                             rich_help_panel=FORM)] = None,
+    mood: Annotated[str | None, typer.Option(help="Text fed to the model first to set the mood (not printed).",
+                                             rich_help_panel=FORM)] = None,
+    rhyme: Annotated[bool | None, typer.Option("--rhyme/--no-rhyme", help="Force a 平 rhyme on the even lines "
+                                               "(the default).", rich_help_panel=FORM)] = None,
+    rhyme_scheme: Annotated[str | None, typer.Option(help="pingshui (平水韵, the default) or xinyun (中华新韵).",
+                                                     rich_help_panel=FORM)] = None,
     allow_repeats: Annotated[bool, typer.Option("--allow-repeats", help="Allow a character twice in a line.",
                                                 rich_help_panel=FORM)] = False,
     allow_copies: Annotated[bool, typer.Option("--allow-copies", help="Allow lines copied from the corpus.",
                                                rich_help_panel=FORM)] = False,
-    num: Annotated[int, typer.Option("--num", "-n", help="How many poems (sampled as one batch).")] = 1,
+    num: Annotated[int | None, typer.Option("--num", "-n", help="How many poems (sampled as one batch; default 1).")]
+    = None,
     temp: Temp = None,
-    top_k: TopK = 0,
-    top_p: TopP = 1.0,
+    top_k: TopK = None,
+    top_p: TopP = None,
     seed: Seed = None,
     greedy: Greedy = False,
     script: Annotated[str | None, typer.Option(help="Output script: simplified or traditional.")] = None,
@@ -69,10 +72,11 @@ def write(
 
     sampling = sampling_of(temp, top_k, top_p, seed, greedy)
     ck = load_model("poems", checkpoint)
-    with busy(f"writing {num} poems…") if num > 1 else contextlib.nullcontext():
-        poems = write_poems(ck, prefix, form=form, acrostic=acrostic, n=num, sampling=sampling, rhyme=rhyme,
-                            rhyme_scheme=rhyme_scheme, allow_repeats=allow_repeats, allow_copies=allow_copies,
-                            mood=mood, script=script)
+    options = given_only({"form": form, "n": num, "rhyme": rhyme, "rhyme_scheme": rhyme_scheme, "mood": mood,
+                          "script": script})
+    with busy(f"writing {num} poems…") if num and num > 1 else contextlib.nullcontext():
+        poems = write_poems(ck, prefix, acrostic=acrostic, sampling=sampling, allow_repeats=allow_repeats,
+                            allow_copies=allow_copies, **options)
     SESSION["last_poem"] = poems[-1].text
     if as_json:
         emit_json([p.to_dict() for p in poems])
