@@ -37,7 +37,7 @@ def _device(model: nn.Module) -> torch.device:
 
 
 def _category(model: nn.Module, batch: dict[str, Tensor]) -> Tensor | None:
-    return batch["category"] if getattr(model, "category", None) is not None else None
+    return batch["category"] if model.cfg.num_categories else None
 
 
 @torch.no_grad()

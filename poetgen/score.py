@@ -305,7 +305,7 @@ def _row_log_probs(model: nn.Module, lines: list[_Line], categories: list[int | 
     targets = pad([[t if ok else PAD for t, ok in zip(line.ids, line.scored, strict=True)] for line in lines])
     targets = targets.to(device)  # (B, T); PAD marks "not scored" (padding and OOV)
     category = None
-    if getattr(model, "category", None) is not None:
+    if model.cfg.num_categories:
         category = torch.tensor([c or 0 for c in categories], dtype=torch.long, device=device)
     rows, steps = tokens.shape
     window = max(1, WINDOW_TOKENS // rows)

@@ -27,7 +27,7 @@ from poetgen.corpora import Corpus, Sample, load_corpus
 from poetgen.data import Example, batch_order, collate_classify, collate_lm, encode, shard
 from poetgen.errors import PoetgenError
 from poetgen.evaluate import evaluate_examples
-from poetgen.model import Classifier, ModelConfig, build_model, count_parameters, default_cutoffs
+from poetgen.model import ModelConfig, build_model, count_parameters, default_cutoffs
 from poetgen.poems.text import FORMS, split_lines
 from poetgen.runs import RunFolder, RunState, state_dict
 from poetgen.vocab import Tokenizer, build_tokenizer, tokenizer_from_dict
@@ -179,9 +179,13 @@ class Trainer:
         # fp16 gradients underflow without loss scaling; every other precision runs unscaled.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
         self.state = RunState()
+        self.finished = False  # set by fit(): the run reached its end
         if saved is not None:
             self.state = self.run.restore(saved, self.model, self.optimizer)
             self.run.trim_metrics(self.state.step)
+        # This run's own random numbers (dropout masks): kept between fit() calls, so that runs
+        # taking turns in one process draw exactly what each would draw alone.
+        self.rng = _rng_state(self.device)
         self.net = self.model
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -304,12 +308,20 @@ class Trainer:
 
     # -- the loop --------------------------------------------------------------------------
 
-    def fit(self) -> dict:
-        """Train until the epochs, --max-steps or --max-time run out, or early stopping.
+    def fit(self, slice_steps: int = 0, slice_seconds: float = 0.0) -> dict:
+        """Train until the epochs, --max-steps or --max-time run out, or early stopping; then
+        ``finished`` is True.
 
-        Returns the last evaluation record. Ctrl-C saves ``last`` and re-raises KeyboardInterrupt.
+        With ``slice_steps`` / ``slice_seconds``, evaluate and return after that many steps /
+        seconds of this trainer's own training instead, to be called again later: models that take
+        turns this way (``lab.compare``) share the machine's conditions, ``max_time`` counts only
+        each one's own time, and every slice adds a point to the curves. Returns the last
+        evaluation record of the call. Ctrl-C saves ``last`` and
+        re-raises KeyboardInterrupt.
         """
         cfg, st = self.cfg, self.state
+        first_step, first_elapsed, sliced = st.step, st.elapsed, False
+        _set_rng_state(self.device, self.rng)
         self.run.write_config(cfg.to_dict())
         self.model.train()
         start = time.perf_counter() - st.elapsed
@@ -345,7 +357,9 @@ class Trainer:
                                   "chars_per_s": window_items / max(time.perf_counter() - window_start, 1e-9)})
                     out_of_time = bool(cfg.max_time) and st.elapsed >= cfg.max_time
                     out_of_steps = bool(cfg.max_steps) and st.step >= cfg.max_steps
-                    if st.step % cfg.eval_every == 0 or out_of_time or out_of_steps or end_of_epoch:
+                    slice_over = ((bool(slice_steps) and st.step - first_step >= slice_steps) or
+                                  (bool(slice_seconds) and st.elapsed - first_elapsed >= slice_seconds))
+                    if st.step % cfg.eval_every == 0 or out_of_time or out_of_steps or end_of_epoch or slice_over:
                         now = time.perf_counter()
                         record = self._eval_and_save(window_loss / window_steps,
                                                      window_items / max(now - window_start, 1e-9))
@@ -354,11 +368,17 @@ class Trainer:
                     if interrupted.hit:
                         raise KeyboardInterrupt
                     stop = stop or out_of_time or out_of_steps
+                    sliced = slice_over and not stop
+                    if sliced:
+                        break
         except KeyboardInterrupt:
             self.save("last", record, with_state=True)
             raise
         finally:
-            _distributed_teardown(self.world)
+            self.rng = _rng_state(self.device)
+            if not sliced:
+                _distributed_teardown(self.world)
+        self.finished = not sliced
         return record
 
     def _eval_and_save(self, train_loss: float, chars_per_s: float) -> dict:
@@ -432,13 +452,23 @@ class _InterruptFlag:
             signal.signal(signal.SIGINT, self._old)
 
 
+def _rng_state(device: torch.device) -> tuple:
+    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def _set_rng_state(device: torch.device, state: tuple) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], device)
+
+
 def _probe_autocast(model: nn.Module, device: torch.device, dtype: torch.dtype, name: str) -> None:
     """Fail at start, with one line, where the device's RNN kernels lack this precision (oneDNN's
     fused LSTM on many CPUs has no bf16 forward), rather than crash at the first step."""
     tokens = torch.ones(1, 2, dtype=torch.long, device=device)
     try:
         with torch.no_grad(), torch.autocast(device.type, dtype=dtype):
-            if isinstance(model, Classifier):
+            if model.cfg.task == "classify":
                 model(tokens, torch.tensor([2]))
             else:
                 model.features(tokens, torch.zeros(1, dtype=torch.long, device=device))

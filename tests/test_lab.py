@@ -10,7 +10,7 @@ import pytest
 
 from poetgen.config import preset
 from poetgen.errors import PoetgenError
-from poetgen.lab.compare import compare_models, parse_spec
+from poetgen.lab.compare import TURNS, compare_models, parse_spec
 from poetgen.lab.plots import plot_compare, plot_confusion, plot_run, read_metrics
 from poetgen.lab.report import write_report
 from poetgen.train import Trainer
@@ -75,11 +75,15 @@ def test_compare_trains_every_spec_under_one_budget(compared):
         assert r["params"] > 0 and r["wall_s"] > 0 and 0 < r["ms_per_step"] < 1000 * r["wall_s"]
         assert 0 <= r["test_accuracy"] <= 1 and 0 <= r["test_macro_f1"] <= 1
         assert r["train_loss"] > 0 and r["val_loss"] > 0
-    # the hand-written LSTM is the same network as nn.LSTM: same size, and (same seed) the same losses
+    # the hand-written LSTM is the same network as nn.LSTM: same size, and (same seed) the same losses,
+    # although the runs took turns (each keeps its own random numbers)
     assert rows[1]["params"] == rows[3]["params"]
     assert rows[3]["val_loss"] == pytest.approx(rows[1]["val_loss"], rel=1e-3)
     assert {p.name for p in out.iterdir()} >= {"rnn", "lstm", "gru", "lstm-custom"}
-    assert json.loads((out / "rnn" / "timing.json").read_text())["steps_timed"] == STEPS - 1
+    # the models took TURNS turns each: a step is timed from the step before it in the same turn
+    assert json.loads((out / "rnn" / "timing.json").read_text())["steps_timed"] == STEPS - TURNS
+    for label in ("rnn", "lstm"):  # an evaluation at the end of every turn: curves with 20 points
+        assert len((out / label / "metrics.jsonl").read_text().splitlines()) >= TURNS
 
 
 def test_compare_writes_table_json_and_figure(compared):

@@ -426,3 +426,47 @@ def test_a_coin_toss_is_marked_unsure() -> None:
     console.print(classify_table([sure.to_dict(), toss.to_dict()]))
     text = console.export_text()
     assert text.count("unsure") == 1 and "Hou" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# The assignment's own RNNs (tutorial.py)
+
+
+@pytest.fixture(scope="module")
+def tutorial_cls(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Checkpoint:
+    return _train(data_dir, tmp_path_factory.mktemp("tutorial-cls"), "classify", {"model": "tutorial-rnn"}, 150)
+
+
+def test_tutorial_classifier_prints_the_assignments_structure(tutorial_cls: Checkpoint) -> None:
+    text, v, h = str(tutorial_cls.model), tutorial_cls.config.vocab_size, tutorial_cls.config.hidden
+    assert f"(i2h): Linear(in_features={v + h}, out_features={h}, bias=True)" in text
+    assert f"(i2o): Linear(in_features={v + h}, out_features=3, bias=True)" in text
+    assert "(softmax): LogSoftmax(dim=1)" in text and text.count("\n") == 4  # nothing else
+
+
+def test_tutorial_classifier_batched_is_the_tutorials_one_name_loop(tutorial_cls: Checkpoint) -> None:
+    model, tok = tutorial_cls.model, tutorial_cls.tokenizer
+    names = ["Ivanov", "Abe", "Kowalczyk"]
+    ids = [tok.encode(n) for n in names]
+    batched = model(torch.nn.utils.rnn.pad_sequence([torch.tensor(i) for i in ids], batch_first=True),
+                    torch.tensor([len(i) for i in ids]))
+    for row, name_ids in zip(batched, ids, strict=True):  # as the tutorial: one letter tensor at a time
+        hidden = torch.zeros(1, tutorial_cls.config.hidden)
+        for t in name_ids:
+            letter = torch.nn.functional.one_hot(torch.tensor([t]), tutorial_cls.config.vocab_size).float()
+            combined = torch.cat([letter, hidden], dim=1)
+            hidden, output = model.i2h(combined), model.softmax(model.i2o(combined))
+        assert torch.allclose(row, output[0], atol=1e-5)
+
+
+def test_tutorial_generator_trains_and_samples_through_the_library(data_dir: Path, tmp_path: Path,
+                                                                    tutorial_cls: Checkpoint) -> None:
+    gen = _train(data_dir, tmp_path / "gen", "lm", {"model": "tutorial-rnn", "hidden": 64, "dropout": 0.1}, 200)
+    text = str(gen.model)
+    for layer in ("i2h): Linear", "i2o): Linear", "o2o): Linear", "dropout): Dropout(p=0.1", "softmax): LogSoftmax"):
+        assert f"({layer}" in text
+    names = generate_names(gen, "Japanese", 5, sampling=Sampling(seed=0))
+    assert len(names) == 5 and all(n[0].isupper() for n in names)
+    assert evaluate_generator(gen, tutorial_cls, data_dir, samples_per_language=10)["nll_per_char"] < 2.9
+    # the tutorial's classifier, batched and masked, learns the three languages well past chance (1/3)
+    assert evaluate_classifier(tutorial_cls, data_dir, "test")["accuracy"] >= 0.6

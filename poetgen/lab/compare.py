@@ -30,6 +30,7 @@ from poetgen.model import CELLS, MODELS
 DEFAULT_MODELS = ("rnn", "lstm", "gru", "lstm:custom")
 SPECS = [*MODELS, *(f"{m}:custom" for m in MODELS), *(f"{m}:torch" for m in MODELS)]
 EVALS_PER_RUN = 20  # evaluations along a step budget, so the curves have points to draw
+TURNS = 20  # the models take turns: each gets a 20th of its budget per round, and is evaluated then
 
 
 # ---------------------------------------------------------------------------------------------
@@ -63,9 +64,10 @@ def write_timing(run: Path, stamps: list[float]) -> None:
     """``run/timing.json``: the median time of one training step, evaluations excluded.
 
     ``wall_s / steps`` would count the periodic evaluations in, which cost differently per cell.
-    The median of the gaps between consecutive steps skips the few gaps that hold an evaluation.
+    The median of the gaps between consecutive steps skips the few gaps that hold an evaluation;
+    a NaN stamp marks the end of a turn (the other models ran in that gap).
     """
-    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    gaps = [b - a for a, b in itertools.pairwise(stamps) if not (math.isnan(a) or math.isnan(b))]
     if gaps:
         median = statistics.median(gaps)
         (run / "timing.json").write_text(json.dumps({"median_step_ms": 1000 * median, "steps_timed": len(gaps)}),
@@ -167,6 +169,13 @@ def _looks_numeric(text: str) -> bool:
     return text.replace(",", "").replace(".", "").replace("%", "").replace("–", "").lstrip("-").isdigit() or text == "–"
 
 
+def _slice(budget_steps: int | None, budget_seconds: float | None, total_steps: int) -> dict:
+    """One model's turn: a ``TURNS``-th of its budget (of the preset's schedule without one)."""
+    if budget_seconds and not budget_steps:
+        return {"slice_seconds": budget_seconds / TURNS}
+    return {"slice_steps": max(1, (budget_steps or total_steps) // TURNS)}
+
+
 def fairness_note(budget_steps: int | None, budget_seconds: float | None, seed: int) -> str:
     if budget_steps:
         budget = f"{budget_steps} optimiser steps each"
@@ -177,7 +186,9 @@ def fairness_note(budget_steps: int | None, budget_seconds: float | None, seed: 
     else:
         budget = "the preset's full schedule each"
     return (f"Same preset, data, batch order (seed {seed}) and budget for every model: {budget}; early "
-            "stopping off. Scores are of each run's best checkpoint (lowest validation loss) on the test "
+            f"stopping off. The models took turns, one {TURNS}th of the budget each per round, so they shared "
+            "the machine's conditions, and a time budget counted only each model's own training time. "
+            "Scores are of each run's best checkpoint (lowest validation loss) on the test "
             "split. The hand-written cells (`:custom`) loop over time steps in Python, so a step costs "
             "several times more than with torch's fused kernels: compare quality at equal steps, and read "
             "the wall-time and ms/step columns for the price. Wall time includes the periodic evaluations; "
@@ -255,22 +266,31 @@ def compare_models(
                 r = event["row"]
                 print(f"    {r['label']}: {r['steps']} steps, {r['wall_s']:.1f} s", file=sys.stderr)
 
-    rows, folders = [], {}
+    trainers: dict[str, Trainer] = {}
+    stamps: dict[str, list[float]] = {label: [] for label in labels}
     for i, ((model, cell), label) in enumerate(zip(specs, labels, strict=True), start=1):
         cfg = replace(template, model=replace(template.model, model=model, cell=cell))
-        folder = out / folder_name(label)
-        say({"event": "start", "label": label, "index": i, "total": len(specs), "run": str(folder)})
+        say({"event": "start", "label": label, "index": i, "total": len(specs), "run": str(out / folder_name(label))})
 
-        stamps: list[float] = []
-
-        def progress(event: dict, label: str = label, stamps: list[float] = stamps) -> None:
-            stamps.append(time.perf_counter())
+        def progress(event: dict, label: str = label) -> None:
+            stamps[label].append(time.perf_counter())
             if log is not None:
                 say({"event": "step", "label": label, **event})
 
-        trainer = Trainer(cfg, folder, quiet=quiet, log=progress)
-        trainer.fit()
-        write_timing(folder, stamps)
+        trainers[label] = Trainer(cfg, out / folder_name(label), quiet=quiet, log=progress)
+    # The models take turns, a slice each, round after round: whatever else the machine does lands
+    # on all of them alike, and a time budget counts only each model's own training time.
+    turn = _slice(budget_steps, budget_seconds, next(iter(trainers.values())).total_steps())
+    while not all(t.finished for t in trainers.values()):
+        for label, trainer in trainers.items():
+            if not trainer.finished:
+                stamps[label].append(math.nan)  # a turn ends: the gap to the next step is not a step
+                trainer.fit(**turn)
+
+    rows, folders = [], {}
+    for label, trainer in trainers.items():
+        folder = trainer.out
+        write_timing(folder, stamps[label])
         try:
             plot_run(folder)
         except PoetgenError:
