@@ -261,7 +261,8 @@ def compare_models(
             log(event)
         elif not quiet and event["event"] != "step":
             if event["event"] == "start":
-                print(f"[{event['index']}/{event['total']}] training {event['label']} ...", file=sys.stderr)
+                print(f"[{event['index']}/{event['total']}] {event['label']} ready; the models take {TURNS} turns each",
+                      file=sys.stderr)
             else:
                 r = event["row"]
                 print(f"    {r['label']}: {r['steps']} steps, {r['wall_s']:.1f} s", file=sys.stderr)
