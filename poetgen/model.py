@@ -177,14 +177,10 @@ class LanguageModel(nn.Module):
         h, _ = self.features(tokens, category)
         return self.target_log_probs(h, targets)
 
-    def forward(self, tokens: Tensor, targets: Tensor, category: Tensor | None = None,
-                weights: Tensor | None = None) -> Tensor:
-        """The training loss: summed negative log-likelihood of the non-padding targets (B, T) →
-        scalar; ``weights`` (B,) scales each sequence's terms (class-weighted training)."""
-        log_probs = self.token_log_probs(tokens, targets, category)
-        if weights is not None:
-            log_probs = log_probs * weights[:, None]
-        return -log_probs.sum()
+    def forward(self, tokens: Tensor, targets: Tensor, category: Tensor | None = None) -> Tensor:
+        """Each sequence's negative log-likelihood, summed over its non-padding targets: (B,). The
+        training loss is their sum (or, class-weighted, their weighted sum)."""
+        return -self.token_log_probs(tokens, targets, category).sum(1)
 
 
 def default_cutoffs(vocab_size: int) -> list[int]:

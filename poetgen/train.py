@@ -108,6 +108,9 @@ def class_weights(examples: list, n_categories: int, power: float) -> torch.Tens
     return w / (w * counts).sum() * counts.sum()
 
 
+EVALS_PER_RUN = 20  # evaluations along any run at the least, so that its curves have points
+
+
 @dataclass
 class TrainingData:
     """What the corpus becomes before the model is built: read once, never written afterwards."""
@@ -180,6 +183,9 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
         self.state = RunState()
         self.finished = False  # set by fit(): the run reached its end
+        # eval_every 0 (the presets'): EVALS_PER_RUN evaluations whatever the run's length, so that
+        # its curves have points; a time budget is shared out in time instead (see fit).
+        self.eval_every = cfg.eval_every or max(1, self.total_steps() // EVALS_PER_RUN)
         if saved is not None:
             self.state = self.run.restore(saved, self.model, self.optimizer)
             self.run.trim_metrics(self.state.step)
@@ -240,21 +246,25 @@ class Trainer:
             return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
         return cfg.lr * self.state.lr_scale
 
-    def _loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-        """Summed loss of the batch and the number of items it sums over (tokens or names)."""
+    def _loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """The batch's summed training objective (what is optimised: with label smoothing and class
+        weights), its summed plain cross-entropy (what validation measures; no gradient) and the
+        number of items both sum over (tokens or names)."""
+        weights = self.data.class_weights
         with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
             if self.cfg.task == "lm":
                 category = batch["category"] if self.categories else None
-                weights = None if self.data.class_weights is None else self.data.class_weights[batch["category"]]
-                loss = self.net(batch["tokens"], batch["targets"], category, weights)
-                return loss, int((batch["targets"] != 0).sum())
+                nll = self.net(batch["tokens"], batch["targets"], category).float()  # (B,)
+                objective = nll if weights is None else nll * weights[batch["category"]]
+                return objective.sum(), nll.detach().sum(), int((batch["targets"] != 0).sum())
             logits = self.net(batch["tokens"], batch["lengths"])
         labels = batch["labels"]
         loss = nn.functional.cross_entropy(logits.float(), labels, reduction="none",
                                            label_smoothing=self.cfg.label_smoothing)
-        if self.data.class_weights is not None:  # weighted sum (not torch's weighted mean): DDP-safe normalisation
-            loss = loss * self.data.class_weights[labels]
-        return loss.sum(), len(labels)
+        if weights is not None:  # weighted sum (not torch's weighted mean): DDP-safe normalisation
+            loss = loss * weights[labels]
+        plain = nn.functional.cross_entropy(logits.detach().float(), labels, reduction="sum")
+        return loss.sum(), plain, len(labels)
 
     def _collate(self, idx: list[int]) -> dict[str, torch.Tensor]:
         examples = [self.train_set[i] for i in idx]
@@ -262,11 +272,12 @@ class Trainer:
         return {k: v.to(self.device) for k, v in batch.items()}
 
     def train_step(self, idx: list[int]) -> tuple[float, int]:
-        """One optimiser step on a global batch; returns (mean loss, useful target count)."""
+        """One optimiser step on a global batch; returns (mean objective, useful target count).
+        ``last_plain`` keeps the batch's mean plain cross-entropy (the training curve)."""
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.state.step)
         batch = self._collate(shard(idx, self.rank, self.world))
-        loss_sum, count = self._loss(batch)
+        loss_sum, plain_sum, count = self._loss(batch)
         total = _all_reduce_sum(float(count), self.world, self.device)
         # DDP averages gradients over ranks, so scale each rank's sum by world/total: the result
         # is the mean over the whole global batch, exactly as in a single process.
@@ -278,8 +289,9 @@ class Trainer:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip)
         self.scaler.step(self.optimizer)  # skips the step when fp16 gradients overflowed
         self.scaler.update()
-        mean = _all_reduce_sum(loss_sum.item(), self.world, self.device) / max(total, 1.0)
-        return mean, int(total)
+        objective, plain = _all_reduce_sums([loss_sum.item(), plain_sum.item()], self.world, self.device)
+        self.last_plain = plain / max(total, 1.0)
+        return objective / max(total, 1.0), int(total)
 
     # -- evaluation and checkpoints --------------------------------------------------------
 
@@ -321,11 +333,14 @@ class Trainer:
         """
         cfg, st = self.cfg, self.state
         first_step, first_elapsed, sliced = st.step, st.elapsed, False
+        timed = bool(cfg.max_time) and not cfg.eval_every  # evaluate at even shares of the time budget
+        interval = cfg.max_time / EVALS_PER_RUN if timed else math.inf
+        next_timed_eval = (math.floor(st.elapsed / interval) + 1) * interval if timed else math.inf
         _set_rng_state(self.device, self.rng)
         self.run.write_config(cfg.to_dict())
         self.model.train()
         start = time.perf_counter() - st.elapsed
-        window_start, window_items, window_loss, window_steps = time.perf_counter(), 0, 0.0, 0
+        window_start, window_items, window_loss, window_plain, window_steps = time.perf_counter(), 0, 0.0, 0.0, 0
         record: dict = {}
         stop = False
         interrupted = _InterruptFlag()
@@ -350,6 +365,7 @@ class Trainer:
                         st.epoch, st.batch = st.epoch + 1, 0
                     window_items += items
                     window_loss += loss
+                    window_plain += self.last_plain
                     window_steps += 1
                     st.elapsed = time.perf_counter() - start
                     if progress:
@@ -359,12 +375,15 @@ class Trainer:
                     out_of_steps = bool(cfg.max_steps) and st.step >= cfg.max_steps
                     slice_over = ((bool(slice_steps) and st.step - first_step >= slice_steps) or
                                   (bool(slice_seconds) and st.elapsed - first_elapsed >= slice_seconds))
-                    if st.step % cfg.eval_every == 0 or out_of_time or out_of_steps or end_of_epoch or slice_over:
+                    due = st.elapsed >= next_timed_eval if timed else st.step % self.eval_every == 0
+                    if due or out_of_time or out_of_steps or end_of_epoch or slice_over:
                         now = time.perf_counter()
-                        record = self._eval_and_save(window_loss / window_steps,
+                        record = self._eval_and_save(window_plain / window_steps, window_loss / window_steps,
                                                      window_items / max(now - window_start, 1e-9))
-                        window_start, window_items, window_loss, window_steps = time.perf_counter(), 0, 0.0, 0
+                        window_start, window_items, window_loss, window_plain, window_steps = \
+                            time.perf_counter(), 0, 0.0, 0.0, 0
                         stop = record.get("early_stop", False)
+                        next_timed_eval = (math.floor(st.elapsed / interval) + 1) * interval if timed else math.inf
                     if interrupted.hit:
                         raise KeyboardInterrupt
                     stop = stop or out_of_time or out_of_steps
@@ -381,7 +400,7 @@ class Trainer:
         self.finished = not sliced
         return record
 
-    def _eval_and_save(self, train_loss: float, chars_per_s: float) -> dict:
+    def _eval_and_save(self, train_loss: float, train_objective: float, chars_per_s: float) -> dict:
         st = self.state
         metrics = self.evaluate()
         if not math.isfinite(metrics["val_loss"]):  # the weights diverged: never save them
@@ -389,7 +408,9 @@ class Trainer:
                 f"validation loss became {metrics['val_loss']} at step {st.step}; stopped, last good checkpoint "
                 f"kept in {self.out} (try a lower --lr)", code=1)
         record = {"step": st.step, "epoch": st.epoch, "wall_s": round(st.elapsed, 3),
-                  "train_loss": train_loss, **metrics, "useful_chars_per_s": round(chars_per_s, 1),
+                  # train_loss: plain cross-entropy, as val_loss; train_objective: what is optimised
+                  "train_loss": train_loss, "train_objective": train_objective, **metrics,
+                  "useful_chars_per_s": round(chars_per_s, 1),
                   "lr": self.lr_at(max(st.step - 1, 0))}
         improved = metrics["val_loss"] < st.best - 1e-4
         if improved:
@@ -497,10 +518,15 @@ def _distributed_teardown(world: int) -> None:
 
 
 def _all_reduce_sum(value: float, world: int, device: torch.device) -> float:
+    return _all_reduce_sums([value], world, device)[0]
+
+
+def _all_reduce_sums(values: list[float], world: int, device: torch.device) -> list[float]:
+    """Sums over all ranks, in one collective."""
     if world <= 1:
-        return value
+        return values
     import torch.distributed as dist
 
-    t = torch.tensor([value], dtype=torch.float64, device=device)
+    t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
-    return float(t.item())
+    return t.tolist()

@@ -58,7 +58,7 @@ def test_initial_loss_is_about_log_vocab(tiny_data: Path, tmp_path: Path):
     trainer = Trainer(config(tiny_data), tmp_path / "run")
     batch = trainer._collate(list(range(8)))
     with torch.no_grad():
-        loss, count = trainer._loss(batch)
+        loss, _, count = trainer._loss(batch)
     assert abs(loss.item() / count - math.log(len(trainer.tokenizer))) < 0.5
 
 
@@ -82,7 +82,7 @@ def test_default_adaptive_clusters_give_a_distribution_for_any_vocabulary(vocab_
     targets = torch.randint(1, vocab_size, (3, 5))
     with torch.no_grad():
         logp = model.log_probs(model.features(tokens)[0])
-        nll = model(tokens, targets)
+        nll = model(tokens, targets).sum()
     assert torch.allclose(logp.exp().sum(-1), torch.ones(3, 5), atol=1e-4)
     picked = -logp.gather(-1, targets[..., None]).sum()
     assert torch.allclose(nll, picked, rtol=1e-4)
@@ -96,7 +96,7 @@ def test_padding_never_counts(tiny_data: Path, tmp_path: Path):
     model = trainer.model.eval()
     with torch.no_grad():
         separate = sum(model(b["tokens"], b["targets"], b["category"]).item() for b in alone)
-        joint = model(together["tokens"], together["targets"], together["category"]).item()
+        joint = model(together["tokens"], together["targets"], together["category"]).sum().item()
     assert joint == pytest.approx(separate, rel=1e-5)
 
 
@@ -117,7 +117,7 @@ def test_class_weights_balance_the_loss_by_category(tiny_data: Path, tmp_path: P
     # The weighted loss of a batch is the per-name losses times their class weights.
     batch = balanced._collate(list(range(8)))
     with torch.no_grad():
-        weighted, _ = balanced._loss(batch)
+        weighted, _, _ = balanced._loss(batch)
         logits = balanced.model(batch["tokens"], batch["lengths"])
         each = torch.nn.functional.cross_entropy(logits, batch["labels"], reduction="none")
     assert weighted.item() == pytest.approx((each * w[batch["labels"]]).sum().item(), rel=1e-5)
@@ -130,8 +130,10 @@ def test_weighted_language_model_loss_scales_each_sequence(tiny_data: Path, tmp_
     with torch.no_grad():
         each = [model(b["tokens"], b["targets"], b["category"]).item()
                 for b in (collate_lm([e]) for e in trainer.train_set[:2])]
-        weighted = model(batch["tokens"], batch["targets"], batch["category"], torch.tensor([2.0, 0.5])).item()
-    assert weighted == pytest.approx(2.0 * each[0] + 0.5 * each[1], rel=1e-5)
+        objective, plain, _ = trainer._loss(batch)
+    w = trainer.data.class_weights[batch["category"]]
+    assert plain.item() == pytest.approx(each[0] + each[1], rel=1e-5)  # the curve: plain cross-entropy
+    assert objective.item() == pytest.approx(w[0].item() * each[0] + w[1].item() * each[1], rel=1e-5)
 
 
 def test_same_seed_same_numbers(tiny_data: Path, tmp_path: Path):
@@ -229,3 +231,27 @@ def test_two_process_ddp_matches_one_process(tiny_data: Path, tmp_path: Path):
     one, two = weights(tmp_path / "one"), weights(tmp_path / "two")
     for k in one:
         torch.testing.assert_close(two[k], one[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_curves_have_twenty_points_and_train_loss_means_what_val_loss_means(tiny_data: Path, tmp_path: Path):
+    """eval_every 0 (the presets'): 20 evaluations whatever the run's length. train_loss is plain
+    cross-entropy, as val_loss is; the objective with label smoothing is logged beside it."""
+    import json
+
+    cfg = config(tiny_data, corpus="names", task="classify", label_smoothing=0.3, eval_every=0, max_steps=40,
+                 epochs=1000, model=ModelConfig(task="classify", embed=8, hidden=16, layers=1, dropout=0.0))
+    Trainer(cfg, tmp_path / "run").fit()
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) >= 20 and records[-1]["step"] == 40
+    assert all(abs(r["train_objective"] - r["train_loss"]) > 1e-6 for r in records)
+    assert records[-1]["train_loss"] < records[0]["train_loss"]  # it learns
+
+
+def test_a_time_budget_is_evaluated_at_even_shares(tiny_data: Path, tmp_path: Path):
+    import json
+
+    cfg = config(tiny_data, eval_every=0, max_time=2.0, epochs=10_000)
+    Trainer(cfg, tmp_path / "run").fit()
+    walls = [json.loads(line)["wall_s"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(walls) >= 10 and walls[-1] >= 2.0  # one evaluation per 0.1 s of training (fewer if a step is
+    # slower than that), the last at the end

@@ -29,7 +29,6 @@ from poetgen.model import CELLS, MODELS
 
 DEFAULT_MODELS = ("rnn", "lstm", "gru", "lstm:custom")
 SPECS = [*MODELS, *(f"{m}:custom" for m in MODELS), *(f"{m}:torch" for m in MODELS)]
-EVALS_PER_RUN = 20  # evaluations along a step budget, so the curves have points to draw
 TURNS = 20  # the models take turns: each gets a 20th of its budget per round, and is evaluated then
 
 
@@ -252,8 +251,6 @@ def compare_models(
     template.patience = 0  # early stopping would hand the models different budgets
     if batch_size is not None:
         template.batch_size = batch_size
-    if budget_steps:
-        template.eval_every = min(template.eval_every, max(1, budget_steps // EVALS_PER_RUN))
     template.validate()
 
     def say(event: dict) -> None:

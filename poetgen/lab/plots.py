@@ -127,7 +127,12 @@ def plot_curves(records: list[dict], out: Path, title: str = "") -> Path:
     fig = _figure(11 if classifier else 6.5, 4.2)
     axes = fig.subplots(1, 2 if classifier else 1, squeeze=False)[0]
     ylabel = "loss (nats per character)" if not classifier else "loss (cross-entropy per name)"
-    _panel(axes[0], records, (("train_loss", "train", "--"), ("val_loss", "validation", "-")), "loss", ylabel)
+    # train and validation on one definition (plain cross-entropy); the regularised objective the
+    # optimiser sees (label smoothing, class weights) beside them, dotted, where it differs
+    losses = [("train_loss", "train", "--"), ("val_loss", "validation", "-")]
+    if any(abs(r.get("train_objective", r.get("train_loss", 0)) - r.get("train_loss", 0)) > 1e-6 for r in records):
+        losses.append(("train_objective", "training objective (smoothing, class weights)", ":"))
+    _panel(axes[0], records, tuple(losses), "loss", ylabel)
     if classifier:
         acc = _panel(axes[1], records, (("val_accuracy", "accuracy", "-"), ("val_macro_f1", "macro-F1", "--")),
                      "validation accuracy and macro-F1", "validation score", legend="lower right")
