@@ -364,3 +364,24 @@ def test_perplexities(poem_ck: Checkpoint) -> None:
     assert 1 < bigram < 10 * len(poem_ck.tokenizer)
     # A bigram fitted on the very text it is measured on is much better than one that never saw it.
     assert bigram_perplexity(poem_ck, test, test, val=test) < bigram
+
+
+def test_candidates_keep_the_most_fluent_of_k_and_one_is_todays_poem(poem_ck: Checkpoint) -> None:
+    from poetgen.poems.write import candidate_seed
+    from poetgen.score import score_lines
+
+    plain = write_poems(poem_ck, "白日", form="五绝", n=2, sampling=Sampling(seed=11))
+    same = write_poems(poem_ck, "白日", form="五绝", n=2, sampling=Sampling(seed=11), candidates=1)
+    assert [p.to_dict() for p in same] == [p.to_dict() for p in plain] and "score" not in plain[0].to_dict()
+    best = write_poems(poem_ck, "白日", form="五绝", n=2, sampling=Sampling(seed=11), candidates=4)
+    again = write_poems(poem_ck, "白日", form="五绝", n=2, sampling=Sampling(seed=11), candidates=4)
+    assert [p.text for p in best] == [p.text for p in again]  # same seed, same poems
+    for i, poem in enumerate(best):
+        assert poem.seed == 11 + i and poem.check["rules"]["form"] and poem.score["candidates"] == 4
+        # each candidate alone, from its own seed (rows do not depend on each other)
+        texts = [write_poems(poem_ck, "白日", form="五绝", sampling=Sampling(seed=candidate_seed(poem.seed, j)))[0].text
+                 for j in range(4)]
+        nll = [s.nll_per_char for s in score_lines(poem_ck, texts, category="五绝")]
+        assert poem.text == texts[poem.score["kept"]] and poem.score["nll_per_char"] == pytest.approx(min(nll))
+    with pytest.raises(PoetgenError, match="candidates must be between"):
+        write_poems(poem_ck, "白日", candidates=0)

@@ -225,6 +225,7 @@ def show(data: Any, as_json: bool, render: Callable[[Any], Any]) -> None:
 
 # How this front end spells the library's parameters in its messages (``top_p must…`` → ``--top-p must…``).
 FLAGS = {"temperature": "--temp", "top_k": "--top-k", "top_p": "--top-p", "seed": "--seed", "n": "--num",
+         "candidates": "--candidates",
          "start": "--start", "guidance": "--guidance", "rerank": "--rerank", "embed": "--embed",
          "hidden": "--hidden", "layers": "--layers", "dropout": "--dropout"}
 

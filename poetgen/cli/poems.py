@@ -57,6 +57,9 @@ def write(
                                                rich_help_panel=FORM)] = False,
     num: Annotated[int | None, typer.Option("--num", "-n", help="How many poems (sampled as one batch; default 1).")]
     = None,
+    candidates: Annotated[int | None, typer.Option(
+        help="Write K candidates per poem and keep the one the model finds most fluent (default 1: off).",
+        rich_help_panel=FORM)] = None,
     temp: Temp = None,
     top_k: TopK = None,
     top_p: TopP = None,
@@ -73,7 +76,7 @@ def write(
     sampling = sampling_of(temp, top_k, top_p, seed, greedy)
     ck = load_model("poems", checkpoint)
     options = given_only({"form": form, "n": num, "rhyme": rhyme, "rhyme_scheme": rhyme_scheme, "mood": mood,
-                          "script": script})
+                          "script": script, "candidates": candidates})
     with busy(f"writing {num} poems…") if num and num > 1 else contextlib.nullcontext():
         poems = write_poems(ck, prefix, acrostic=acrostic, sampling=sampling, allow_repeats=allow_repeats,
                             allow_copies=allow_copies, **options)

@@ -3,6 +3,7 @@ guaranteed form (see ``decoder.py`` for how)."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import asdict, dataclass, field
 
@@ -12,10 +13,11 @@ from poetgen.errors import PoetgenError, bad_value, unknown
 from poetgen.poems import prosody
 from poetgen.poems.decoder import Decoder
 from poetgen.poems.masks import vocab_masks
-from poetgen.poems.plan import AUTO, model_script, normalise, plan_acrostic, plan_prefix
+from poetgen.poems.plan import AUTO, Plan, model_script, normalise, plan_acrostic, plan_prefix
 from poetgen.sample import DEFAULT_TEMPERATURE, Sampling
 
 MAX_POEMS = 1000
+MAX_CANDIDATES = 64
 
 
 @dataclass
@@ -27,9 +29,14 @@ class Poem:
     seed: int  # this poem's own seed: base seed + its index in the call
     check: dict  # prosody.check_poem(text, scheme).to_dict()
     copied_lines: list[int] = field(default_factory=list)  # indexes of lines kept although seen in training
+    # With candidates > 1: how this poem won, {"nll_per_char", "candidates", "kept"} (None: one candidate)
+    score: dict | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if self.score is None:
+            del data["score"]
+        return data
 
 
 
@@ -37,7 +44,7 @@ def write_poems(
     ck: Checkpoint, prefix: str = "", *, form: str = AUTO, acrostic: bool = False, n: int = 1,
     sampling: Sampling | None = None, rhyme: bool = True, rhyme_scheme: str = "pingshui",
     allow_repeats: bool = False, allow_copies: bool = False, mood: str = "", script: str | None = None,
-    tones: bool = True,
+    tones: bool = True, candidates: int = 1,
 ) -> list[Poem]:
     """Write ``n`` poems in one batch; each keeps the form exactly (see the module docstring).
 
@@ -47,9 +54,16 @@ def write_poems(
     ``prefix`` is continued (empty: a poem from scratch); with ``acrostic=True`` it holds the head
     characters instead, one per line. Input may be in either script and use ASCII marks; it is
     converted to the model's script. ``script`` picks the output script (default: the model's).
+
+    ``candidates`` = K > 1 writes K form-valid candidates per poem (candidate 0 with the poem's own
+    seed, the others with seeds derived from it) and keeps the one the model finds most fluent:
+    the lowest negative log-likelihood per character, the poem read on its own (``Poem.score``).
     """
     if not 1 <= n <= MAX_POEMS:
         raise bad_value("n", f"(the number of poems) must be between 1 and {MAX_POEMS}, got {n}")
+    if not 1 <= candidates <= MAX_CANDIDATES or n * candidates > MAX_POEMS:
+        raise bad_value("candidates", f"must be between 1 and {MAX_CANDIDATES}, with n × candidates at most "
+                        f"{MAX_POEMS}, got {candidates} for n = {n}")
     sampling = (sampling or Sampling()).resolved(DEFAULT_TEMPERATURE)
     if script is not None and script not in SCRIPTS:
         raise unknown("script", script, list(SCRIPTS))
@@ -65,9 +79,13 @@ def write_poems(
             raise PoetgenError("none of the mood's characters are in the model's vocabulary")
     base = sampling.seed if sampling.seed is not None else secrets.randbelow(2**31)
     seeds = [base + i for i in range(n)]
-    decoder = Decoder(ck, vocab, plan, sampling, seeds, rhyme=rhyme, tones=rhyme and tones,
+    rows = [candidate_seed(seed, j) for seed in seeds for j in range(candidates)]
+    decoder = Decoder(ck, vocab, plan, sampling, rows, rhyme=rhyme, tones=rhyme and tones,
                        allow_repeats=allow_repeats, allow_copies=allow_copies, mood=mood_text)
     all_lines, copied = decoder.run()
+    scores: list[dict | None] = [None] * n
+    if candidates > 1:
+        all_lines, copied, scores = _best_candidates(ck, plan, all_lines, copied, candidates)
     source, target = model_script(ck), script or model_script(ck)
     poems = []
     for i, lines in enumerate(all_lines):
@@ -75,5 +93,31 @@ def write_poems(
             lines = [to_script(line, target) for line in lines]
         text = "".join(line + mark for line, mark in zip(lines, plan.marks, strict=True))
         check = prosody.check_poem(text, rhyme_scheme)
-        poems.append(Poem(text, lines, plan.form, check.rhyme_group, seeds[i], check.to_dict(), copied[i]))
+        poems.append(Poem(text, lines, plan.form, check.rhyme_group, seeds[i], check.to_dict(), copied[i],
+                          scores[i]))
     return poems
+
+
+def candidate_seed(seed: int, j: int) -> int:
+    """Candidate ``j``'s seed for a poem of seed ``seed``: the seed itself for the first, so that one
+    candidate is today's poem; a 63-bit hash of both for the others."""
+    if j == 0:
+        return seed
+    return int.from_bytes(hashlib.blake2b(f"{seed}:{j}".encode(), digest_size=8).digest(), "little") >> 1
+
+
+def _best_candidates(ck: Checkpoint, plan: Plan, all_lines: list[list[str]], copied: list[list[int]],
+                     k: int) -> tuple[list[list[str]], list[list[int]], list[dict]]:
+    """Of each run of ``k`` candidates, the one with the lowest NLL per character under the model."""
+    from poetgen.score import score_lines
+
+    texts = ["".join(line + mark for line, mark in zip(lines, plan.marks, strict=True)) for lines in all_lines]
+    category = ck.categories[plan.category] if plan.category is not None else None
+    nll = [s.nll_per_char for s in score_lines(ck, texts, category=category)]
+    best_lines, best_copied, scores = [], [], []
+    for start in range(0, len(texts), k):
+        j = min(range(k), key=lambda c: nll[start + c])
+        best_lines.append(all_lines[start + j])
+        best_copied.append(copied[start + j])
+        scores.append({"nll_per_char": nll[start + j], "candidates": k, "kept": j})
+    return best_lines, best_copied, scores
