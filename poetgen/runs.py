@@ -101,9 +101,17 @@ class RunFolder:
         self._write(self.path / "config.json", json.dumps(config, indent=2, ensure_ascii=False))
 
     def append_metrics(self, record: dict) -> None:
+        """One evaluation's record, to ``metrics.jsonl``."""
+        self._append("metrics.jsonl", record)
+
+    def append_train_log(self, record: dict) -> None:
+        """One point of the dense training curve (about 1% of the run), to ``train.jsonl``."""
+        self._append("train.jsonl", record)
+
+    def _append(self, name: str, record: dict) -> None:
         if not self.writer:
             return
-        path = self.path / "metrics.jsonl"
+        path = self.path / name
         try:
             with path.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(record) + "\n")
@@ -111,17 +119,18 @@ class RunFolder:
             raise PoetgenError(f"cannot write {path}: {e.strerror or e}", code=1) from None
 
     def trim_metrics(self, step: int) -> None:
-        """Keep the complete records up to ``step``, the step a run resumes from: a kill mid-append
-        can leave half a line, and records past the checkpoint would be written again."""
-        path = self.path / "metrics.jsonl"
-        if not self.writer or not path.exists():
-            return
-        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-        kept = [line for line in lines if line.endswith("\n") and _record_step(line) is not None
-                and _record_step(line) <= step]
-        if kept != lines:
-            with atomic_path(path) as tmp:
-                tmp.write_text("".join(kept), encoding="utf-8")
+        """Keep the complete records up to ``step``, the step a run resumes from, in both logs: a
+        kill mid-append can leave half a line, and records past the checkpoint would be written again."""
+        for name in ("metrics.jsonl", "train.jsonl"):
+            path = self.path / name
+            if not self.writer or not path.exists():
+                continue
+            lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+            kept = [line for line in lines if line.endswith("\n") and _record_step(line) is not None
+                    and _record_step(line) <= step]
+            if kept != lines:
+                with atomic_path(path) as tmp:
+                    tmp.write_text("".join(kept), encoding="utf-8")
 
     def _write(self, path: Path, text: str) -> None:
         if not self.writer:

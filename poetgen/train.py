@@ -109,6 +109,7 @@ def class_weights(examples: list, n_categories: int, power: float) -> torch.Tens
 
 
 EVALS_PER_RUN = 20  # evaluations along any run at the least, so that its curves have points
+LOG_POINTS = 100  # points of the dense training-loss curve (train.jsonl) along a run
 
 
 @dataclass
@@ -186,6 +187,7 @@ class Trainer:
         # eval_every 0 (the presets'): EVALS_PER_RUN evaluations whatever the run's length, so that
         # its curves have points; a time budget is shared out in time instead (see fit).
         self.eval_every = cfg.eval_every or max(1, self.total_steps() // EVALS_PER_RUN)
+        self.log_every = max(1, self.total_steps() // LOG_POINTS)
         if saved is not None:
             self.state = self.run.restore(saved, self.model, self.optimizer)
             self.run.trim_metrics(self.state.step)
@@ -333,6 +335,10 @@ class Trainer:
         """
         cfg, st = self.cfg, self.state
         first_step, first_elapsed, sliced = st.step, st.elapsed, False
+        # The dense training curve: a point every ~1% of the run (of the time budget, if that ends it).
+        log_interval = cfg.max_time / LOG_POINTS if cfg.max_time and not cfg.max_steps else math.inf
+        next_log = (math.floor(st.elapsed / log_interval) + 1) * log_interval
+        log_sums = [0.0, 0.0, 0]  # plain loss, objective, steps since the last point
         timed = bool(cfg.max_time) and not cfg.eval_every  # evaluate at even shares of the time budget
         interval = cfg.max_time / EVALS_PER_RUN if timed else math.inf
         next_timed_eval = (math.floor(st.elapsed / interval) + 1) * interval if timed else math.inf
@@ -367,7 +373,14 @@ class Trainer:
                     window_loss += loss
                     window_plain += self.last_plain
                     window_steps += 1
+                    log_sums = [log_sums[0] + self.last_plain, log_sums[1] + loss, log_sums[2] + 1]
                     st.elapsed = time.perf_counter() - start
+                    if (st.elapsed >= next_log) if log_interval < math.inf else st.step % self.log_every == 0:
+                        self.run.append_train_log({"step": st.step, "wall_s": round(st.elapsed, 3),
+                                                   "train_loss": log_sums[0] / log_sums[2],
+                                                   "train_objective": log_sums[1] / log_sums[2]})
+                        log_sums = [0.0, 0.0, 0]
+                        next_log = (math.floor(st.elapsed / log_interval) + 1) * log_interval
                     if progress:
                         progress({"step": st.step, "total": self.total_steps(), "loss": loss,
                                   "chars_per_s": window_items / max(time.perf_counter() - window_start, 1e-9)})

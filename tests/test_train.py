@@ -255,3 +255,16 @@ def test_a_time_budget_is_evaluated_at_even_shares(tiny_data: Path, tmp_path: Pa
     walls = [json.loads(line)["wall_s"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert len(walls) >= 10 and walls[-1] >= 2.0  # one evaluation per 0.1 s of training (fewer if a step is
     # slower than that), the last at the end
+
+
+def test_the_dense_training_curve_has_a_point_per_percent_and_resume_trims_it(tiny_data: Path, tmp_path: Path):
+    import json
+
+    from poetgen.runs import RunFolder
+
+    Trainer(config(tiny_data, max_steps=300, epochs=1000), tmp_path / "run").fit()
+    log = [json.loads(line) for line in (tmp_path / "run" / "train.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == list(range(3, 301, 3))  # 100 points, every 3rd step
+    assert all(r["train_loss"] > 0 and r["train_objective"] > 0 for r in log)
+    RunFolder(tmp_path / "run").trim_metrics(150)  # what --resume from step 150 does
+    assert max(json.loads(line)["step"] for line in (tmp_path / "run" / "train.jsonl").read_text().splitlines()) == 150

@@ -39,7 +39,16 @@ def read_metrics(run: Path | str) -> list[dict]:
     A torn last line (the trainer killed mid-write) is skipped; a corrupt line anywhere else is an
     error, as the file was then edited or damaged and the curves would silently lie.
     """
-    path = metrics_path(run)
+    return _read_records(metrics_path(run))
+
+
+def read_train_log(run: Path | str) -> list[dict]:
+    """The dense training-loss points of a run folder (``train.jsonl``; [] for runs without one)."""
+    path = Path(run).expanduser() / "train.jsonl"
+    return _read_records(path) if path.is_file() else []
+
+
+def _read_records(path: Path) -> list[dict]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
@@ -118,7 +127,7 @@ def _panel(ax, records: list[dict], series: tuple[tuple[str, str, str], ...], ti
     return ax
 
 
-def plot_curves(records: list[dict], out: Path, title: str = "") -> Path:
+def plot_curves(records: list[dict], out: Path, title: str = "", train_log: list[dict] | None = None) -> Path:
     """Loss (train and validation) against step; a second panel with accuracy and macro-F1 when
     the run is a classifier."""
     if not records:
@@ -129,10 +138,16 @@ def plot_curves(records: list[dict], out: Path, title: str = "") -> Path:
     ylabel = "loss (nats per character)" if not classifier else "loss (cross-entropy per name)"
     # train and validation on one definition (plain cross-entropy); the regularised objective the
     # optimiser sees (label smoothing, class weights) beside them, dotted, where it differs
-    losses = [("train_loss", "train", "--"), ("val_loss", "validation", "-")]
+    dense = train_log or []  # the training curve at ~1% of the run, where the run logged it
+    losses = [] if dense else [("train_loss", "train", "--")]
+    losses.append(("val_loss", "validation", "-"))
     if any(abs(r.get("train_objective", r.get("train_loss", 0)) - r.get("train_loss", 0)) > 1e-6 for r in records):
         losses.append(("train_objective", "training objective (smoothing, class weights)", ":"))
-    _panel(axes[0], records, tuple(losses), "loss", ylabel)
+    ax = _panel(axes[0], records, tuple(losses), "loss", ylabel)
+    if dense:
+        xs, ys = _series(dense, "train_loss")
+        ax.plot(xs, ys, "-", alpha=0.6, linewidth=1, label="train", zorder=1)
+        ax.legend(loc="best")
     if classifier:
         acc = _panel(axes[1], records, (("val_accuracy", "accuracy", "-"), ("val_macro_f1", "macro-F1", "--")),
                      "validation accuracy and macro-F1", "validation score", legend="lower right")
@@ -146,7 +161,7 @@ def plot_run(run: Path) -> Path:
     """Write ``run/curves.png``: the loss curves (and accuracy / macro-F1 for classifiers)."""
     run = Path(run).expanduser()
     records = read_metrics(run)
-    return plot_curves(records, run / "curves.png", _run_title(run))
+    return plot_curves(records, run / "curves.png", _run_title(run), read_train_log(run))
 
 
 def plot_compare(runs: dict[str, Path], out: Path) -> Path:
