@@ -89,7 +89,7 @@ def _sample_chunk(
 ) -> tuple[list[str | None], torch.Tensor | None]:
     """Sampling with language guidance (``guidance`` = γ > 0).
 
-    Each name is run under every language L at once (row ``name * C + L``), which gives
+    Each name is run under every language L at once (one row per (name, L) pair), which gives
     P(next | prefix, L) for all L and, by Bayes with a uniform prior, P(L | prefix). The next
     character is drawn from
 

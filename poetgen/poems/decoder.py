@@ -42,6 +42,7 @@ Design, in short (details at each function):
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -265,7 +266,8 @@ class Decoder:
         """Draw ``line`` for all rows, re-drawing (from the line's start) rows that copied a training
         line, at most NOVELTY_RETRIES times; at a retry the last character of the copy is banned."""
         given = self.plan.given[line]
-        start, snap_rows = stepper.subset(torch.arange(self.B)), self.rows
+        # feed() replaces the state rather than changing it, so a shallow copy is the line's starting point
+        start, snap_rows = copy.copy(stepper), self.rows
         ids, rows = self._line(stepper, logp, snap_rows, torch.arange(self.B, device=self.device), line, 0, None)
         texts = self._line_text(given, ids)
         bad = [] if self.allow_copies else [i for i, t in enumerate(texts) if self.ck.has_seen(t)]
