@@ -67,7 +67,6 @@ def save_checkpoint(
 ) -> None:
     """Write weights (+ optional training state and seen-text hashes) and metadata atomically."""
     from safetensors import SafetensorError
-    from safetensors.torch import save_file
 
     tensors: dict[str, Tensor] = {}
     stored: set[int] = set()  # data pointers already written
@@ -86,11 +85,22 @@ def save_checkpoint(
     path = Path(path)
     try:
         with paths.atomic_path(path) as tmp:  # Ctrl-C mid-write too: no half-written checkpoint
-            save_file(tensors, str(tmp), metadata={"poetgen": json.dumps(header, ensure_ascii=False)})
+            write_safetensors(tensors, tmp, {"poetgen": json.dumps(header, ensure_ascii=False)})
     except (OSError, SafetensorError) as e:
         # safetensors reports a full disk as SafetensorError ("I/O error: No space left on device")
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         raise PoetgenError(f"cannot write checkpoint {path}: {reason}", code=1) from None
+
+
+def write_safetensors(tensors: dict[str, Tensor], path: Path, metadata: dict[str, str]) -> None:
+    """The file's bytes, built in memory and written by us: safetensors' own file writer goes
+    through a temporary file of its own (``.tmpXXXXXX``) that a kill leaves behind, under a name
+    no cleanup of ours could tell from someone else's file."""
+    from safetensors.torch import save
+
+    data = save(tensors, metadata=metadata)
+    with open(path, "wb") as fh:
+        fh.write(data)
 
 
 def read_header(path: Path) -> tuple[dict, dict[str, Tensor]]:
@@ -113,25 +123,35 @@ def read_header(path: Path) -> tuple[dict, dict[str, Tensor]]:
         meta = json.loads(metadata["poetgen"])
     except (KeyError, json.JSONDecodeError):
         raise PoetgenError(f"{path} is not a poetgen checkpoint (no poetgen metadata)") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    if not isinstance(meta, dict):
+        raise PoetgenError(f"{path} is not a poetgen checkpoint (its metadata is not a JSON object)")
+    if meta.get("format") != FORMAT:
         raise PoetgenError(f"{path} is not a poetgen checkpoint (format {meta.get('format')!r})")
+    _check_meta_shape(meta, path)
     return meta, tensors
+
+
+# The metadata's parts and their JSON types: code downstream reads them without asking again.
+META_SHAPE = {"config": dict, "tokenizer": dict, "categories": list, "corpus": dict, "train": dict,
+              "state": dict, "metrics": dict, "calibration": dict, "optimizer_groups": list}
+
+
+def _check_meta_shape(meta: dict, path: Path) -> None:
+    for key, kind in META_SHAPE.items():
+        if key in meta and meta[key] is not None and not isinstance(meta[key], kind):
+            what = "an object" if kind is dict else "a list"
+            raise PoetgenError(f"{path}: damaged checkpoint metadata ('{key}' should be {what}, "
+                               f"not {type(meta[key]).__name__})")
+    if not all(isinstance(c, str) for c in meta.get("categories") or []):
+        raise PoetgenError(f"{path}: damaged checkpoint metadata (category labels must be strings)")
 
 
 def load_checkpoint(path: Path | str, device: str | torch.device = "cpu") -> Checkpoint:
     """Rebuild the model from a checkpoint file or a run folder (its ``best.safetensors``)."""
     path = resolve(path)
     meta, tensors = read_header(path)
-    try:
-        config = ModelConfig.from_dict(meta["config"])
-        tokenizer = tokenizer_from_dict(meta["tokenizer"])
-        categories = list(meta.get("categories") or [])
-    except (KeyError, TypeError) as e:
-        raise PoetgenError(f"{path}: checkpoint metadata is incomplete ({e})") from None
-    if len(tokenizer) != config.vocab_size:
-        raise PoetgenError(f"{path}: vocabulary has {len(tokenizer)} tokens but the model expects {config.vocab_size}")
-    if len(categories) != config.num_categories:
-        raise PoetgenError(f"{path}: {len(categories)} category labels but the model has {config.num_categories}")
+    config, tokenizer, categories = _parts(meta, path)
+    check_weights(_expected_weights(config, tensors, path), tensors, path, config.tie)
     model = build_model(config)
     seen = tensors.get(SEEN_KEY)
     restore_weights(model, tensors, path)
@@ -140,24 +160,73 @@ def load_checkpoint(path: Path | str, device: str | torch.device = "cpu") -> Che
     return Checkpoint(model, config, tokenizer, categories, meta, path, seen_set)
 
 
+def _parts(meta: dict, path: Path) -> tuple[ModelConfig, Tokenizer, list[str]]:
+    """The model config, tokenizer and category labels of a checkpoint's metadata, checked
+    against each other (a tampered config is the file's fault, never an option's)."""
+    if "config" not in meta or "tokenizer" not in meta:
+        missing = "config" if "config" not in meta else "tokenizer"
+        raise PoetgenError(f"{path}: checkpoint metadata is incomplete (no '{missing}')")
+    try:
+        config = ModelConfig.from_dict(meta["config"])
+    except (PoetgenError, TypeError, ValueError) as e:
+        raise PoetgenError(f"{path}: the checkpoint's model config is invalid ({e})") from None
+    try:
+        tokenizer = tokenizer_from_dict(meta["tokenizer"])
+    except PoetgenError as e:
+        raise PoetgenError(f"{path}: {e}") from None
+    categories = list(meta.get("categories") or [])
+    if len(tokenizer) != config.vocab_size:
+        raise PoetgenError(f"{path}: vocabulary has {len(tokenizer)} tokens but the model expects {config.vocab_size}")
+    if len(categories) != config.num_categories:
+        raise PoetgenError(f"{path}: {len(categories)} category labels but the model has {config.num_categories}")
+    return config, tokenizer, categories
+
+
+def _expected_weights(config: ModelConfig, tensors: dict[str, Tensor], path: Path) -> dict[str, Tensor]:
+    """The weights ``config`` implies, as shapes and dtypes only: the model is built on the meta
+    device, so a config that claims a huge model costs no memory before it is refused."""
+    weights = [k for k in tensors if not k.startswith(TRAIN_PREFIX) and k != SEEN_KEY]
+    if config.layers > len(weights):  # each layer has weights of its own: refuse before even building
+        raise PoetgenError(f"{path}: weights do not match the config ({config.layers} layers, "
+                           f"{len(weights)} weight tensors)")
+    with torch.device("meta"):
+        model = build_model(config)
+    return model.state_dict()
+
+
 def restore_weights(model: nn.Module, tensors: dict[str, Tensor], path: Path) -> None:
     """Load a checkpoint's weights into ``model``: every tensor must be one of the model's, with
-    its shape, and every weight of the model must be there (a tied output layer is stored once).
-    Training state and seen-text hashes are not weights and are left alone."""
+    its shape and a dtype the model's implies, and every weight of the model must be there (a
+    tied output layer is stored once). Training state and seen-text hashes are not weights and
+    are left alone."""
+    check_weights(model.state_dict(), tensors, path, getattr(model.cfg, "tie", False))
     weights = {k: v for k, v in tensors.items() if not k.startswith(TRAIN_PREFIX) and k != SEEN_KEY}
-    expected = model.state_dict()
-    for name, t in weights.items():
-        if name not in expected or expected[name].shape != t.shape:
-            raise PoetgenError(f"{path}: weights do not match the config (tensor {name})")
-    missing = [k for k in expected if k not in weights and not _is_tied(model, k)]
-    if missing:
-        raise PoetgenError(f"{path}: weights do not match the config (missing {missing[0]})")
-    # strict=False only for the tied output weight, which the checks above allow to be absent
+    # strict=False only for the tied output weight, which the checks allow to be absent
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in weights.items()}, strict=False)
 
 
-def _is_tied(model: nn.Module, key: str) -> bool:
-    return key == "head.weight" and getattr(model.cfg, "tie", False)
+# Floating-point weights may be stored in any of these (fp16 halves a shipped file); anything else
+# (an integer tensor where the model has floats) is a damaged or tampered file.
+FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def check_weights(expected: dict[str, Tensor], tensors: dict[str, Tensor], path: Path, tied: bool) -> None:
+    """Every stored weight is one of ``expected`` with its shape and a dtype it implies; every
+    expected weight is stored (a tied output layer may be absent); seen-text hashes are int64."""
+    weights = {k: v for k, v in tensors.items() if not k.startswith(TRAIN_PREFIX) and k != SEEN_KEY}
+    for name, t in weights.items():
+        want = expected.get(name)
+        if want is None or want.shape != t.shape:
+            raise PoetgenError(f"{path}: weights do not match the config (tensor {name})")
+        if (want.is_floating_point() and t.dtype not in FLOAT_DTYPES) or (not want.is_floating_point() \
+                and t.dtype != want.dtype):
+            raise PoetgenError(f"{path}: tensor {name} is stored as {t.dtype}, which the config does not imply")
+    missing = [k for k in expected if k not in weights and not (tied and k == "head.weight")]
+    if missing:
+        raise PoetgenError(f"{path}: weights do not match the config (missing {missing[0]})")
+    seen = tensors.get(SEEN_KEY)
+    if seen is not None and (seen.dtype != torch.int64 or seen.dim() != 1):
+        raise PoetgenError(f"{path}: damaged checkpoint (seen-text hashes stored as {seen.dtype})")
 
 
 def resolve(path: Path | str) -> Path:
@@ -185,10 +254,9 @@ def load_for(kind: str, path: Path | str | None, device: str = "cpu") -> Checkpo
     # candidate under all 18 languages (thousands of rows a step): there threads pay (9.1 → 7.7 s
     # for `names --lang all` on 2 cores). POETGEN_THREADS overrides.
     default = min(4, os.cpu_count() or 1) if kind == "names" else 1
-    threads = os.environ.get("POETGEN_THREADS", str(default))
-    if not threads.strip().isdigit() or int(threads) < 1:
-        raise PoetgenError(f"POETGEN_THREADS must be a whole number >= 1, got '{threads}'")
-    torch.set_num_threads(int(threads))
+    from poetgen.config import thread_count  # config → sample → checkpoint: imported here, not above
+
+    torch.set_num_threads(thread_count(os.environ.get("POETGEN_THREADS", str(default))))
     ck = load_checkpoint(path if path is not None else bundled_checkpoint(kind), device)
     if ck.kind != kind:
         wanted = {"poems": "a poem language model", "names": "a names language model", "classify": "a names classifier"}

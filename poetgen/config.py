@@ -4,6 +4,7 @@ presets that train the shipped models on a 2-core CPU."""
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from poetgen.errors import PoetgenError, unknown
@@ -14,6 +15,19 @@ SCHEDULES = ("cosine", "plateau", "constant")
 OPTIMIZERS = ("adamw", "adam")
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def max_threads() -> int:
+    """The most compute threads poetgen asks torch for: past a few per core they only slow it
+    down, and OpenMP fails on tens of thousands (a raw libgomp line, or a segfault)."""
+    return 4 * (os.cpu_count() or 1)
+
+
+def thread_count(text: str, name: str = "POETGEN_THREADS") -> int:
+    """``text`` (an environment variable's value) as a thread count in 1..max_threads()."""
+    if not text.strip().isdigit() or not 1 <= int(text) <= max_threads():
+        raise PoetgenError(f"{name} must be a whole number from 1 to {max_threads()} (4 per core), got '{text}'")
+    return int(text)
 
 
 @dataclass
@@ -79,6 +93,7 @@ class TrainConfig:
              "--class-weight-power needs categories: a classifier or a conditional language model"),
             (self.min_freq >= 1 and self.max_vocab >= 0 and self.max_len >= 0 and self.threads >= 0,
              "min_freq must be >= 1 and max_vocab, max_len, threads >= 0"),
+            (self.threads <= max_threads(), f"threads must be at most {max_threads()} (4 per core)"),
         ]
         for ok, message in checks:
             if not ok:

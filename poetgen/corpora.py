@@ -220,11 +220,9 @@ def _prepare_poems(name: str, files: list[Path], script: str) -> list[Sample]:
 
 def _read_json(path: Path) -> list[dict]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(paths.read_text(path))
     except json.JSONDecodeError as e:
         raise PoetgenError(f"corrupt JSON in {path} at line {e.lineno}, column {e.colno}: {e.msg}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise PoetgenError(f"cannot read {path}: {e}", code=1) from None
     if not isinstance(data, list):
         raise PoetgenError(f"{path}: expected a JSON list of poems")
     return [d for d in data if isinstance(d, dict)]
@@ -249,10 +247,7 @@ def _prepare_names(files: list[Path], seed: int = 0) -> list[Sample]:
     rows: Counter[tuple[str, str]] = Counter()
     for path in files:
         language = path.stem
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as e:
-            raise PoetgenError(f"cannot read {path}: {e}", code=1) from None
+        lines = paths.read_text(path).splitlines()
         for line in lines:
             name = normalize_name(line)
             if name:
@@ -280,22 +275,17 @@ def _prepare_names(files: list[Path], seed: int = 0) -> list[Sample]:
 
 
 def _load_text_file(path: Path) -> Corpus:
-    if not path.is_file():
+    if path.is_dir():
+        raise PoetgenError(f"corpus {path} is a folder: give a text file (one sample per line) "
+                           f"or one of {', '.join(CORPORA)} (their data folder is --data-dir)")
+    if not path.exists():
         raise PoetgenError(f"corpus file {path} does not exist")
-    try:
-        raw = path.read_bytes()
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise PoetgenError(f"{path} is not UTF-8 text (byte {e.start})") from None
-    except OSError as e:
-        raise PoetgenError(f"cannot read {path}: {e.strerror}", code=1) from None
-    if "\x00" in text:
-        raise PoetgenError(f"{path} looks like a binary file, not text")
+    text = paths.read_text(path)
     lines = [unicodedata.normalize("NFC", line).strip() for line in text.splitlines()]
     samples = [Sample(line, None, _hash_split(line, 0.05, 0.05)) for line in dict.fromkeys(lines) if line]
     if not samples:
         raise PoetgenError(f"{path} has no non-empty lines")
-    return Corpus(path.name, samples, hashlib.sha256(raw).hexdigest()[:16])
+    return Corpus(path.name, samples, hashlib.sha256(text.encode("utf-8")).hexdigest()[:16])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,17 +20,20 @@ def data_dir(explicit: Path | str | None = None) -> Path:
     ``chinese-poetry/quantangshi/*.json``, ``chinese-poetry/songci/*.json``, ``names/*.txt``.
     """
     if explicit is not None:
-        path = Path(explicit).expanduser()
-        if not path.is_dir():
-            raise PoetgenError(f"data folder {path} does not exist")
-        return path
+        return _folder(Path(explicit).expanduser(), f"data folder {explicit}")
     env = os.environ.get("POETGEN_DATA")
     if env:
-        path = Path(env).expanduser()
-        if not path.is_dir():
-            raise PoetgenError(f"POETGEN_DATA points to {path}, which does not exist")
-        return path
+        return _folder(Path(env).expanduser(), f"POETGEN_DATA points to {env}, which")
     return cache_dir()
+
+
+def _folder(path: Path, what: str) -> Path:
+    """``path`` if it is a folder; else "``what`` does not exist" / "... is a file, not a folder"."""
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise PoetgenError(f"{what} is a file, not a folder")
+    raise PoetgenError(f"{what} does not exist")
 
 
 def cache_dir() -> Path:
@@ -69,3 +72,43 @@ def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         raise
+
+
+def read_text(path: Path) -> str:
+    """A UTF-8 text file's contents. A file that is not UTF-8 (or holds NUL bytes) is bad input
+    (exit 2, naming the byte); a file that cannot be read is an environment failure (exit 1)."""
+    try:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise PoetgenError(f"{path} is not UTF-8 text (byte {e.start}): is it a binary file?") from None
+    except IsADirectoryError:
+        raise PoetgenError(f"{path} is a folder, not a text file") from None
+    except OSError as e:
+        raise PoetgenError(f"cannot read {path}: {e.strerror or e}", code=1) from None
+    if "\x00" in text:
+        raise PoetgenError(f"{path} holds NUL bytes: it looks like a binary file, not text")
+    return text
+
+
+def check_writable(folder: Path, name: str = "--out") -> None:
+    """Refuse ``folder`` (named ``name`` in the message) if it could not be created or written,
+    without creating anything: a run whose options turn out to be bad leaves no empty folder.
+    The nearest existing ancestor must be a folder we may write (``os.access`` also says no on a
+    read-only file system, where even root cannot write)."""
+    path = Path(folder).expanduser().absolute()
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise PoetgenError(f"cannot write to {name} {folder}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        reason = "read-only file system" if _read_only(probe) else "permission denied"
+        raise PoetgenError(f"cannot write to {name} {folder}: {reason}")
+
+
+def _read_only(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False

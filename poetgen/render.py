@@ -42,29 +42,46 @@ def verdict(check: dict) -> Text:
     return Text.from_markup(" · ".join(parts), style="dim")
 
 
-def poem_panel(poem: dict, title: str | None = None) -> Group:
-    """A poem in a panel, one couplet per row, the checker's verdict centred beneath.
+def plain_marks(text: str) -> str:
+    return text.replace("[green]✓[/]", "✓").replace("[red]✗[/]", "✗")
 
-    The verdict is not the panel's subtitle: a 五绝 panel is narrower than the verdict and
-    Rich would cut it.
-    """
-    text = poem["text"]
+
+def _verses(text: str) -> list[str]:
     verses, line = [], ""
     for ch in text:
         line += ch
         if ch in "，。？！；":
             verses.append(line)
             line = ""
-    if line:
-        verses.append(line)
-    # Two verse lines per row: the way regulated verse is printed (one couplet per row).
-    rows = ["".join(verses[i : i + 2]) for i in range(0, len(verses), 2)]
-    body = Text("\n".join(rows), justify="center", style="bold")
-    panel = Panel(body, title=title or poem.get("form"), expand=False, padding=(1, 4), box=box.ROUNDED)
+    return [*verses, line] if line else verses
+
+
+def _shown_check(poem: dict) -> dict:
     check = poem.get("check") or {}
     if check and poem.get("form", "").endswith("古"):
         # An acrostic of 2, 3, 5... heads is 古体 verse on purpose: no regulated form to fail.
         check = {**check, "form": poem["form"], "rules": {k: v for k, v in check["rules"].items() if k != "form"}}
+    return check
+
+
+def poem_plain(poem: dict) -> str:
+    """A poem as plain lines, one verse each, then the verdict: for terminals too narrow for a panel."""
+    check = _shown_check(poem)
+    return "\n".join([*_verses(poem["text"]), *([verdict(check).plain] if check else [])])
+
+
+def poem_panel(poem: dict, title: str | None = None) -> Group:
+    """A poem in a panel, one couplet per row, the checker's verdict centred beneath.
+
+    The verdict is not the panel's subtitle: a 五绝 panel is narrower than the verdict and
+    Rich would cut it.
+    """
+    verses = _verses(poem["text"])
+    # Two verse lines per row: the way regulated verse is printed (one couplet per row).
+    rows = ["".join(verses[i : i + 2]) for i in range(0, len(verses), 2)]
+    body = Text("\n".join(rows), justify="center", style="bold")
+    panel = Panel(body, title=title or poem.get("form"), expand=False, padding=(1, 4), box=box.ROUNDED)
+    check = _shown_check(poem)
     return Group(Align.center(panel), Align.center(verdict(check))) if check else Group(Align.center(panel))
 
 
@@ -91,6 +108,16 @@ def check_table(check: dict) -> Group:
         f"group [bold]{group_name(check) or '-'}[/] · scheme {check.get('scheme', '')}"
     )
     return Group(facts, chars, rules)
+
+
+def check_plain(check: dict) -> str:
+    """The checker's findings as plain lines (narrow terminals): each line with its tones, then the rules."""
+    rows = [f"form {check['form']} · rhyme chars {''.join(check['rhyme_chars']) or '-'} · "
+            f"group {group_name(check) or '-'} · scheme {check.get('scheme', '')}"]
+    for i, (line, tones) in enumerate(zip(check["lines"], check["tones"], strict=False)):
+        rows.append(f"{i + 1} {line} {''.join(t or '·' for t in tones)}")
+    rows += [f"{RULE_NAMES.get(key, key)} {'✓' if ok else '✗'}" for key, ok in check["rules"].items()]
+    return "\n".join(rows)
 
 
 def names_columns(names: list[str], title: str | None = None) -> Panel | Columns:
@@ -128,6 +155,17 @@ def classify_table(predictions: list[dict]) -> Table:
             t.add_row("", Text(f"unknown letters: {' '.join(pred['unknown_chars'])}", style="yellow"), "", "")
         t.add_section()
     return t
+
+
+def classify_plain(predictions: list[dict]) -> str:
+    """One line per name (narrow terminals): ``Hou: unsure · Greek 41.0% · Chinese 20.1%``."""
+    rows = []
+    for pred in predictions:
+        parts = (["unsure"] if pred.get("unsure") else []) + [f"{lang} {p:.1%}" for lang, p in pred["top"]]
+        if pred.get("unknown_chars"):
+            parts.append(f"unknown letters: {' '.join(pred['unknown_chars'])}")
+        rows.append(f"{pred['name']}: " + " · ".join(parts))
+    return "\n".join(rows)
 
 
 def confusion_table(labels: list[str], matrix: list[list[int]]) -> Table:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -21,11 +22,12 @@ from torch import Tensor, nn
 from poetgen.checkpoint import TRAIN_PREFIX, read_header, restore_weights, save_checkpoint
 from poetgen.config import RESUMABLE, TrainConfig
 from poetgen.errors import PoetgenError
-from poetgen.paths import atomic_path
+from poetgen.paths import atomic_path, check_writable
 
 RNG_KEY = "rng/torch"
-# Model settings a resumed run must share with the saved one (sizes follow from the corpus).
-SAME_MODEL = ("model", "cell", "embed", "hidden", "layers", "adaptive", "tie", "bidirectional")
+# Model settings a resume may not change: all but those that follow from the corpus. (Of the
+# training settings, only config.RESUMABLE may change: budgets, evaluation cadence, device.)
+DERIVED = ("vocab_size", "num_categories", "cutoffs")
 
 
 @dataclass
@@ -37,6 +39,11 @@ class RunState:
     bad_evals: int = 0  # evaluations since the last improvement (early stopping, plateau LR)
     lr_scale: float = 1.0  # plateau schedule's current factor
     elapsed: float = 0.0  # training seconds before this process started
+    # Running sums since the last evaluation / the last train.jsonl point (plain cross-entropy,
+    # objective, steps): kept in the checkpoint, so that the first record after a resume from an
+    # interrupt averages the same steps as the uninterrupted run's.
+    window: list[float] = field(default_factory=lambda: [0.0, 0.0, 0])
+    log_window: list[float] = field(default_factory=lambda: [0.0, 0.0, 0])
 
 
 @dataclass
@@ -54,10 +61,14 @@ class RunFolder:
 
     # -- starting ----------------------------------------------------------------------------
 
-    def start_fresh(self) -> None:
-        """Refuse a folder that already holds a run; create it and check it can be written."""
+    def check_fresh(self) -> None:
+        """Refuse a folder that already holds a run or could not be written; create nothing yet."""
         if (self.path / "last.safetensors").exists() or (self.path / "metrics.jsonl").exists():
             raise PoetgenError(f"{self.path} already holds a run; pass --resume to continue it or choose another --out")
+        check_writable(self.path)
+
+    def create(self) -> None:
+        """Create the folder (once every option has been checked) and check it can be written."""
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             # A probe file of our own: under torchrun every rank checks at once, and a shared name
@@ -74,12 +85,17 @@ class RunFolder:
         if not last.exists():
             raise PoetgenError(f"--resume: no last.safetensors in {self.path}")
         meta, tensors = read_header(last)
-        saved = TrainConfig.from_dict(meta.get("train", {})).to_dict()
+        try:
+            saved = TrainConfig.from_dict(meta.get("train") or {}).to_dict()
+        except (PoetgenError, TypeError, ValueError) as e:
+            raise PoetgenError(f"--resume: {last} has a damaged training config ({e})") from None
         now = cfg.to_dict()
         for key in now:
             if key not in RESUMABLE and key != "model" and saved.get(key) != now[key]:
                 raise PoetgenError(f"--resume: {self.path} was trained with {key}={saved.get(key)!r}, not {now[key]!r}")
-        for key in SAME_MODEL:
+        for key in now["model"]:
+            if key in DERIVED:
+                continue
             before, after = saved["model"].get(key), now["model"].get(key)
             if before != after:
                 raise PoetgenError(f"--resume: {self.path} has {key}={before!r}, not {after!r}")
@@ -88,11 +104,16 @@ class RunFolder:
         return Saved(meta, tensors)
 
     def clean_temp_files(self) -> None:
-        """Half-written checkpoints left by a killed process (``.last.safetensors.abc123.tmp``)."""
+        """Half-written files left by a killed process: our own (``.last.safetensors.abc123.tmp``,
+        ``.metrics.jsonl.abc123.tmp``) and those of safetensors' own file writer, which earlier
+        checkpoints were saved through (``.tmpAbC123``, six letters or digits)."""
         if not self.writer:
             return
-        for name in ("best", "last"):
-            for tmp in self.path.glob(f".{name}.safetensors.*.tmp"):
+        for name in ("best.safetensors", "last.safetensors", "metrics.jsonl", "train.jsonl"):
+            for tmp in self.path.glob(f".{name}.*.tmp"):
+                tmp.unlink(missing_ok=True)
+        for tmp in self.path.glob(".tmp*"):
+            if re.fullmatch(r"\.tmp[A-Za-z0-9]{6}", tmp.name) and tmp.is_file():
                 tmp.unlink(missing_ok=True)
 
     # -- records -----------------------------------------------------------------------------

@@ -119,34 +119,53 @@ def summarize(scores: Iterable[LineScore]) -> dict:
 # Reading input
 
 
-def read_lines(source: Path | str | BinaryIO) -> Iterator[str]:
-    """Lines of a UTF-8 file (path) or binary stream, decoded strictly, one at a time.
+def input_file(path: Path | str) -> Path:
+    """``path`` if it can be read as a text file: refused with what it is when it is missing or a
+    folder. Devices and pipes (``/dev/null``, ``<(command)``) are read like files."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise PoetgenError(f"{path} is a folder, not a text file")
+    if not path.exists():
+        raise PoetgenError(f"{path} does not exist")
+    return path
+
+
+def read_lines(source: Path | str | BinaryIO | None, name: str | None = None) -> Iterator[str]:
+    """Lines of a UTF-8 file (path) or binary stream (``name``: what to call it, e.g. "stdin"),
+    decoded strictly, one at a time.
 
     Raises PoetgenError (code 2) at the first undecodable line or NUL byte: binary input is refused
-    rather than scored as garbage.
+    rather than read as garbage. ``None`` is a closed stream (stdin closed by the shell).
     """
+    if source is None:
+        raise PoetgenError(f"{name or 'the input'} is closed: pipe text in, or give a file")
     if isinstance(source, (str, Path)):
-        path = Path(source).expanduser()
-        if not path.is_file():
-            raise PoetgenError(f"{path} does not exist or is not a file")
+        path = input_file(source)
         try:
             with path.open("rb") as fh:
-                yield from read_lines(fh)
+                yield from read_lines(fh, str(path))
         except OSError as e:
             raise PoetgenError(f"cannot read {path}: {e.strerror or e}", code=1) from None
         return
+    where = f"{name}: " if name else ""
     for number, raw in enumerate(source, 1):
         if b"\x00" in raw:
-            raise PoetgenError(f"line {number} holds a NUL byte: this looks like a binary file, not text")
+            raise PoetgenError(f"{where}line {number} holds a NUL byte: this looks like a binary file, not text")
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise PoetgenError(f"line {number} is not UTF-8 text (byte {e.start}): is this a binary file?") from None
+            raise PoetgenError(f"{where}line {number} is not UTF-8 text (byte {e.start}): is this a binary file?"
+                               ) from None
         yield line.removeprefix("\ufeff") if number == 1 else line
 
 
 # ---------------------------------------------------------------------------------------------
 # Scoring
+
+
+# The longest line scored: a text of its own (a poem is a few hundred characters). One line of
+# millions of characters would run for minutes as one sequence with nothing to show for it.
+MAX_LINE = 20_000
 
 
 @dataclass
@@ -230,6 +249,9 @@ def _prepare(ck: Checkpoint, number: int, raw: str | bytes, fixed: int | str | N
     text = _normalize(ck, raw)
     if not text:
         return None
+    if len(text) > MAX_LINE:
+        raise PoetgenError(f"line {number} has {len(text):,} characters; each line is scored as one text "
+                           f"(a poem, a name), of at most {MAX_LINE:,}: split the input into lines")
     tok = ck.tokenizer
     pieces = tok.split(text)
     ids, scored = [], []

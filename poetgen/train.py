@@ -171,8 +171,7 @@ class Trainer:
         self.corpus = load_training_corpus(cfg)
         saved = self.run.open_resume(cfg, self.corpus.fingerprint) if resume else None
         if saved is None:
-            self.run.start_fresh()
-        self.run.clean_temp_files()
+            self.run.check_fresh()
         self.data = prepare_data(cfg, self.corpus, self.device, saved.meta if saved else None)
         self.model_cfg = model_config(cfg, self.data)
         torch.manual_seed(cfg.seed)
@@ -184,12 +183,17 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
         self.state = RunState()
         self.finished = False  # set by fit(): the run reached its end
+        self.record: dict = {}  # the last evaluation's record
         # eval_every 0 (the presets'): EVALS_PER_RUN evaluations whatever the run's length, so that
         # its curves have points; a time budget is shared out in time instead (see fit).
         self.eval_every = cfg.eval_every or max(1, self.total_steps() // EVALS_PER_RUN)
         self.log_every = max(1, self.total_steps() // LOG_POINTS)
+        if saved is None:
+            self.run.create()  # only now: options that fail their checks leave no empty folder
+        self.run.clean_temp_files()
         if saved is not None:
             self.state = self.run.restore(saved, self.model, self.optimizer)
+            self.record = dict(saved.meta.get("metrics") or {})
             self.run.trim_metrics(self.state.step)
         # This run's own random numbers (dropout masks): kept between fit() calls, so that runs
         # taking turns in one process draw exactly what each would draw alone.
@@ -322,23 +326,35 @@ class Trainer:
 
     # -- the loop --------------------------------------------------------------------------
 
+    def done(self) -> str | None:
+        """Why the run is over (its epochs, step or time budget spent, or stopped early), or None."""
+        cfg, st = self.cfg, self.state
+        if cfg.max_steps and st.step >= cfg.max_steps:
+            return f"step {st.step} of {cfg.max_steps}"
+        if cfg.max_time and st.elapsed >= cfg.max_time:
+            return f"{st.elapsed:.0f} s of a {cfg.max_time:g} s budget"
+        if st.epoch >= cfg.epochs:
+            return f"{cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''} done"
+        if cfg.patience and st.bad_evals >= cfg.patience:
+            return f"stopped early: no better validation loss in {st.bad_evals} evaluations"
+        return None
+
     def fit(self, slice_steps: int = 0, slice_seconds: float = 0.0) -> dict:
         """Train until the epochs, --max-steps or --max-time run out, or early stopping; then
-        ``finished`` is True.
+        ``finished`` is True. A run that is already over (a finished run resumed) trains nothing.
 
         With ``slice_steps`` / ``slice_seconds``, evaluate and return after that many steps /
         seconds of this trainer's own training instead, to be called again later: models that take
         turns this way (``lab.compare``) share the machine's conditions, ``max_time`` counts only
         each one's own time, and every slice adds a point to the curves. Returns the last
-        evaluation record of the call. Ctrl-C saves ``last`` and
-        re-raises KeyboardInterrupt.
+        evaluation record. Ctrl-C saves ``last`` and re-raises KeyboardInterrupt, unless it comes
+        during the run's last step: then the run completes as usual.
         """
         cfg, st = self.cfg, self.state
         first_step, first_elapsed, sliced = st.step, st.elapsed, False
         # The dense training curve: a point every ~1% of the run (of the time budget, if that ends it).
         log_interval = cfg.max_time / LOG_POINTS if cfg.max_time and not cfg.max_steps else math.inf
         next_log = (math.floor(st.elapsed / log_interval) + 1) * log_interval
-        log_sums = [0.0, 0.0, 0]  # plain loss, objective, steps since the last point
         timed = bool(cfg.max_time) and not cfg.eval_every  # evaluate at even shares of the time budget
         interval = cfg.max_time / EVALS_PER_RUN if timed else math.inf
         next_timed_eval = (math.floor(st.elapsed / interval) + 1) * interval if timed else math.inf
@@ -346,16 +362,14 @@ class Trainer:
         self.run.write_config(cfg.to_dict())
         self.model.train()
         start = time.perf_counter() - st.elapsed
-        window_start, window_items, window_loss, window_plain, window_steps = time.perf_counter(), 0, 0.0, 0.0, 0
-        record: dict = {}
+        window_start, window_items = time.perf_counter(), 0
         stop = False
         interrupted = _InterruptFlag()
-        progress = self.log
         lengths = [len(e.ids) for e in self.train_set]
         orders: dict[int, list[list[int]]] = {}
         try:
             with interrupted:
-                while st.epoch < cfg.epochs and not stop:
+                while not stop and self.done() is None:
                     if st.epoch not in orders:
                         orders = {st.epoch: batch_order(lengths, cfg.batch_size, cfg.seed, st.epoch)}
                     order = orders[st.epoch]
@@ -370,19 +384,14 @@ class Trainer:
                     if end_of_epoch:  # roll over now, so a checkpoint taken here resumes at the next epoch
                         st.epoch, st.batch = st.epoch + 1, 0
                     window_items += items
-                    window_loss += loss
-                    window_plain += self.last_plain
-                    window_steps += 1
-                    log_sums = [log_sums[0] + self.last_plain, log_sums[1] + loss, log_sums[2] + 1]
+                    st.window = _added(st.window, self.last_plain, loss)
+                    st.log_window = _added(st.log_window, self.last_plain, loss)
                     st.elapsed = time.perf_counter() - start
                     if (st.elapsed >= next_log) if log_interval < math.inf else st.step % self.log_every == 0:
-                        self.run.append_train_log({"step": st.step, "wall_s": round(st.elapsed, 3),
-                                                   "train_loss": log_sums[0] / log_sums[2],
-                                                   "train_objective": log_sums[1] / log_sums[2]})
-                        log_sums = [0.0, 0.0, 0]
+                        self._log_point()
                         next_log = (math.floor(st.elapsed / log_interval) + 1) * log_interval
-                    if progress:
-                        progress({"step": st.step, "total": self.total_steps(), "loss": loss,
+                    if self.log:
+                        self.log({"step": st.step, "total": self.total_steps(), "loss": loss,
                                   "chars_per_s": window_items / max(time.perf_counter() - window_start, 1e-9)})
                     out_of_time = bool(cfg.max_time) and st.elapsed >= cfg.max_time
                     out_of_steps = bool(cfg.max_steps) and st.step >= cfg.max_steps
@@ -390,31 +399,39 @@ class Trainer:
                                   (bool(slice_seconds) and st.elapsed - first_elapsed >= slice_seconds))
                     due = st.elapsed >= next_timed_eval if timed else st.step % self.eval_every == 0
                     if due or out_of_time or out_of_steps or end_of_epoch or slice_over:
-                        now = time.perf_counter()
-                        record = self._eval_and_save(window_plain / window_steps, window_loss / window_steps,
-                                                     window_items / max(now - window_start, 1e-9))
-                        window_start, window_items, window_loss, window_plain, window_steps = \
-                            time.perf_counter(), 0, 0.0, 0.0, 0
-                        stop = record.get("early_stop", False)
+                        self.record = self._eval_and_save(
+                            window_items / max(time.perf_counter() - window_start, 1e-9))
+                        window_start, window_items = time.perf_counter(), 0
+                        stop = self.record.get("early_stop", False)
                         next_timed_eval = (math.floor(st.elapsed / interval) + 1) * interval if timed else math.inf
-                    if interrupted.hit:
+                    if interrupted.hit and self.done() is None:
                         raise KeyboardInterrupt
-                    stop = stop or out_of_time or out_of_steps
-                    sliced = slice_over and not stop
+                    sliced = slice_over and self.done() is None
                     if sliced:
                         break
         except KeyboardInterrupt:
-            self.save("last", record, with_state=True)
+            if self.done() is None:  # a run that is over has saved its last step already
+                self.save("last", self.record, with_state=True)
             raise
         finally:
             self.rng = _rng_state(self.device)
             if not sliced:
                 _distributed_teardown(self.world)
         self.finished = not sliced
-        return record
+        return self.record
 
-    def _eval_and_save(self, train_loss: float, train_objective: float, chars_per_s: float) -> dict:
+    def _log_point(self) -> None:
         st = self.state
+        plain, objective, steps = st.log_window
+        self.run.append_train_log({"step": st.step, "wall_s": round(st.elapsed, 3),
+                                   "train_loss": plain / steps, "train_objective": objective / steps})
+        st.log_window = [0.0, 0.0, 0]
+
+    def _eval_and_save(self, chars_per_s: float) -> dict:
+        st = self.state
+        plain, objective, steps = st.window
+        train_loss, train_objective = plain / steps, objective / steps
+        st.window = [0.0, 0.0, 0]
         metrics = self.evaluate()
         if not math.isfinite(metrics["val_loss"]):  # the weights diverged: never save them
             raise PoetgenError(
@@ -441,6 +458,10 @@ class Trainer:
         self.save("last", record, with_state=True)
         self.run.append_metrics(record)
         return record
+
+
+def _added(window: list[float], plain: float, objective: float) -> list[float]:
+    return [window[0] + plain, window[1] + objective, window[2] + 1]
 
 
 def _calibration(metrics: dict | None) -> dict:

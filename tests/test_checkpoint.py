@@ -109,7 +109,7 @@ def test_a_crash_mid_write_leaves_the_old_checkpoint(tmp_path: Path, monkeypatch
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("safetensors.torch.save_file", disk_full)
+    monkeypatch.setattr("poetgen.checkpoint.write_safetensors", disk_full)
     with pytest.raises(PoetgenError, match="No space left"):
         small_checkpoint(path)
     assert path.read_bytes() == before

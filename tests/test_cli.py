@@ -138,7 +138,7 @@ def test_compare_runs_on_a_tiny_text_file_with_a_small_batch(tmp_path: Path):
 
 def test_a_bad_thread_count_in_the_environment_is_one_line():
     result = RUNNER.invoke(app, ["write", "青山"], env={**ENV, "POETGEN_THREADS": "two"})
-    assert result.exit_code == 2 and "POETGEN_THREADS must be a whole number >= 1, got 'two'" in result.output
+    assert result.exit_code == 2 and "POETGEN_THREADS must be a whole number from 1 to" in result.output
 
 
 def test_an_acrostic_of_free_length_is_shown_as_gu_ti_not_as_a_failed_form():

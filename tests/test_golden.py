@@ -46,9 +46,11 @@ def _run(name: str, tmp: Path) -> object:
 
 
 def _close(got: object, want: object, where: str = "") -> None:
-    """Equal, with floats to 1e-6 relative (summation order may differ between code paths)."""
+    """Equal, with floats to 1e-6 relative (summation order may differ between code paths), and to
+    one unit in the sixth decimal: probabilities are printed rounded to six, and another CPU's
+    last bit can move the rounding."""
     if isinstance(want, float) and isinstance(got, (int, float)):
-        assert math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-9), f"{where}: {got} != {want}"
+        assert math.isclose(got, want, rel_tol=1e-6, abs_tol=1.5e-6), f"{where}: {got} != {want}"
     elif isinstance(want, dict):
         assert isinstance(got, dict) and set(got) == set(want), f"{where}: keys {sorted(got)} != {sorted(want)}"
         for k in want:

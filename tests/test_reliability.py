@@ -124,7 +124,7 @@ BAD_INPUT = [
     # corpus list / info / prepare / download (download never reaches the network here)
     (["corpus", "list", "--data-dir", ""], None, 2, "the path is empty"),
     (["corpus", "list", "--data-dir", LONG], None, 2, "File name too long"),
-    (["corpus", "list", "--data-dir", "{text}"], None, 2, "does not exist"),
+    (["corpus", "list", "--data-dir", "{text}"], None, 2, "is a file, not a folder"),
     (["corpus", "info", ""], None, 2, "give a corpus"),
     (["corpus", "info", EMOJI, "--data-dir", "{data}"], None, 2, "unknown corpus '🌸🌙'"),
     (["corpus", "info", LONG], None, 2, "File name too long"),
@@ -221,7 +221,7 @@ BAD_INPUT = [
     # score
     (["score", "", "-c", "{poems}"], None, 2, "give a text file to score"),
     (["score", LONG, "-c", "{poems}"], None, 2, "File name too long"),
-    (["score", "{dir}", "-c", "{poems}"], None, 2, "does not exist or is not a file"),
+    (["score", "{dir}", "-c", "{poems}"], None, 2, "is a folder, not a text file"),
     (["score", "{binary}", "-c", "{poems}"], None, 2, "binary file"),
     (["score", "-", "-c", "{poems}"], "\n \n", 2, "nothing to score"),
     (["score", "-", "--category", EMOJI, "-c", "{poems}"], "白日\n", 2, "unknown category"),
@@ -233,7 +233,7 @@ BAD_INPUT = [
     (["compare", "--seconds", "nan", "--data-dir", "{data}"], None, 2, "time budget"),
     (["compare", "--seed", BIG, "--data-dir", "{data}"], None, 2, "--seed must be between"),
     (["compare", "--out", "{text}", "--data-dir", "{data}"], None, 2, "is a file"),
-    (["compare", "--out", "{text}/sub", "--data-dir", "{data}"], None, 2, "Not a directory"),
+    (["compare", "--out", "{text}/sub", "--data-dir", "{data}"], None, 2, "is a file, not a folder"),
     # report and plot
     (["report", ""], None, 2, "the path is empty"),
     (["report", "/nonexistent-run"], None, 2, "is not a folder"),
@@ -431,19 +431,20 @@ TRAIN = ["--corpus", "tang", "--max-steps", "30", "--eval-every", "1", "--batch-
 TRAIN_PROCESS = textwrap.dedent("""
     import os, signal, sys
     import safetensors.torch as st
+    import poetgen.checkpoint as ck
     import poetgen.train
     from poetgen.cli import main
     if os.environ.get("KILL_AT_SAVE"):
-        real, calls = st.save_file, []
-        def save_file(tensors, path, metadata=None):
+        real, calls = ck.write_safetensors, []
+        def write_safetensors(tensors, path, metadata):
             calls.append(path)
             if len(calls) == int(os.environ["KILL_AT_SAVE"]):
                 data = st.save(tensors, metadata=metadata)
                 with open(path, "wb") as fh:
                     fh.write(data[: int(len(data) * float(os.environ["KILL_FRACTION"]))])
                 os.kill(os.getpid(), signal.SIGKILL)
-            return real(tensors, path, metadata=metadata)
-        st.save_file = save_file
+            return real(tensors, path, metadata)
+        ck.write_safetensors = write_safetensors
     if os.environ.get("WAIT_FOR_GO"):
         sys.stdin.readline()
     sys.argv = ["poetgen", *sys.argv[1:]]
@@ -635,7 +636,7 @@ def test_a_full_disk_leaves_nothing_half_written(tiny_data: Path, tmp_path: Path
             def disk_full(*args, **kwargs):
                 raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
 
-            monkeypatch.setattr("safetensors.torch.save_file", disk_full)
+            monkeypatch.setattr("poetgen.checkpoint.write_safetensors", disk_full)
             small = tmp_path / "small"
         out = small / "run"
         result = run("train", *TINY_TRAIN, "--data-dir", str(tiny_data), "--out", str(out))
@@ -646,20 +647,20 @@ def test_a_full_disk_leaves_nothing_half_written(tiny_data: Path, tmp_path: Path
 
 
 def test_a_disk_that_fills_up_mid_run_keeps_the_previous_checkpoints(tiny_data: Path, tmp_path: Path, monkeypatch):
-    import safetensors.torch
+    from poetgen import checkpoint
 
-    real = safetensors.torch.save_file
+    real = checkpoint.write_safetensors
     calls = []
 
-    def fills_up(tensors, path, metadata=None):
+    def fills_up(tensors, path, metadata):
         calls.append(path)
         if len(calls) > 2:  # best + last of the first evaluation fit; nothing after
             with open(path, "wb") as fh:
                 fh.write(b"partial")
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(tensors, path, metadata=metadata)
+        return real(tensors, path, metadata)
 
-    monkeypatch.setattr("safetensors.torch.save_file", fills_up)
+    monkeypatch.setattr("poetgen.checkpoint.write_safetensors", fills_up)
     out = tmp_path / "run"
     result = run("train", *TINY_TRAIN, "--data-dir", str(tiny_data), "--out", str(out))
     assert_one_line_error(result, 1, "No space left on device")
@@ -760,7 +761,7 @@ def no_network(monkeypatch):
 def test_generation_and_scoring_never_touch_the_network(models, no_network, tmp_path: Path):
     commands = [
         ["write", "白日", "-c", str(models["poems"]), "--seed", "1"],
-        ["write", "白日", "--acrostic", "--form", "五绝", "-c", str(models["poems"]), "--seed", "1"],
+        ["write", "白日", "--acrostic", "--form", "五古", "-c", str(models["poems"]), "--seed", "1"],
         ["names", "--lang", "Russian", "-n", "3", "-c", str(models["names"]), "--seed", "1"],
         ["classify", "Hou", "Ivanov", "-c", str(models["classify"])],
         ["score", "-", "-c", str(models["poems"])],

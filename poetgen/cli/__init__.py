@@ -4,14 +4,39 @@ One module per group of commands (``train``, ``poems``, ``names``, ``lab``) on t
 ``base``; importing them registers their commands, listed by `poetgen --help` in ``ORDER``.
 """
 
+import sys
+
 from poetgen.cli import lab, names, poems, train
-from poetgen.cli.base import app
+from poetgen.cli.base import DEBUG, GuardedOutput, app, fail
+from poetgen.errors import PoetgenError
 
 __all__ = ["app", "lab", "main", "names", "poems", "train"]
 
-ORDER = ("train", "write", "check", "evaluate", "score", "names", "classify", "compare", "report", "plot", "repl")
+ORDER = ("train", "write", "check", "evaluate", "score", "names", "classify", "lab", "compare", "report", "plot",
+         "repl")
 app.registered_commands.sort(key=lambda info: ORDER.index(info.callback.__name__))
 
 
 def main() -> None:
-    app()
+    """The console script: ``app`` with standard output checked before and after."""
+    if sys.stdout is None:  # `poetgen write 青山 >&-`: whatever is written would be lost
+        fail("standard output is closed: nothing could be written", 1)
+        sys.exit(1)
+    sys.stdout = GuardedOutput(sys.stdout)
+    code: int | str | None = 0
+    try:
+        app()
+    except SystemExit as e:
+        code = e.code
+    except PoetgenError as e:  # standard output failed outside a command (`poetgen --help > /dev/full`)
+        if DEBUG["on"]:
+            raise
+        fail(str(e), e.code)
+        code = e.code
+    if code == 0:
+        try:
+            sys.stdout.flush()
+        except PoetgenError as e:
+            fail(str(e), e.code)
+            code = e.code
+    sys.exit(code)

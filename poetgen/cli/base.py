@@ -12,9 +12,10 @@ import contextlib
 import errno
 import functools
 import json
+import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -68,8 +69,33 @@ corpus_app = typer.Typer(help="List, inspect, prepare and download corpora.", ri
                          no_args_is_help=True)
 app.add_typer(corpus_app, name="corpus")
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+class _SaneEnviron(Mapping[str, str]):
+    """``os.environ`` as Rich reads it, live, less a COLUMNS or LINES of 0: Rich would take that as
+    a width of nothing and print nothing at all, success or error. Without them Rich asks the
+    terminal, else uses 80 columns."""
+
+    def __getitem__(self, key: str) -> str:
+        value = os.environ[key]
+        if key in ("COLUMNS", "LINES") and not (value.isdigit() and int(value) > 0):
+            raise KeyError(key)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for key in os.environ if key in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            self[key]  # type: ignore[index]
+        except KeyError:
+            return False
+        return True
+
+
+out = Console(highlight=False, _environ=_SaneEnviron())
+err = Console(stderr=True, highlight=False, _environ=_SaneEnviron())
 DEBUG = {"on": False}
 # Set while the interactive shell runs a command through this module (see ``embedded``): its
 # model loader, and the last poem written (for its bare `check`).
@@ -181,6 +207,21 @@ def _has_surrogates(value: Any) -> bool:
     return False
 
 
+def _not_utf8(name: str, value: Any) -> PoetgenError:
+    """An argument that reached Python undecoded: not UTF-8, or UTF-8 under a locale that is not
+    (``LC_ALL=POSIX PYTHONUTF8=0``), which decodes every byte above 127 as undecodable."""
+    what = name.rstrip("_").replace("_", " ")
+    text = value if isinstance(value, str) else next(v for v in value if _has_surrogates(v))
+    try:
+        os.fsencode(str(text)).decode("utf-8")
+    except UnicodeDecodeError:
+        return PoetgenError(f"the {what} given is not valid UTF-8 text")
+    if sys.getfilesystemencoding().lower().replace("-", "") != "utf8":
+        return PoetgenError(f"the {what} given is UTF-8 text, but the locale's encoding is "
+                            f"{sys.getfilesystemencoding()}: use a UTF-8 locale (LANG=C.UTF-8) or set PYTHONUTF8=1")
+    return PoetgenError(f"the {what} given is not valid UTF-8 text")
+
+
 def handled(fn: F) -> F:
     """Turn library errors into one line + exit code; keep tracebacks for --debug."""
 
@@ -189,7 +230,7 @@ def handled(fn: F) -> F:
         try:
             bad = [name for name, value in kwargs.items() if _has_surrogates(value)]  # Path values may be any bytes
             if bad:
-                raise PoetgenError(f"the {bad[0].rstrip('_').replace('_', ' ')} given is not valid UTF-8 text")
+                raise _not_utf8(bad[0], kwargs[bad[0]])
             return fn(*args, **kwargs)
         except PoetgenError as e:
             if DEBUG["on"]:
@@ -214,18 +255,72 @@ def handled(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class GuardedOutput:
+    """Standard output that reports its failures: a full disk (``> /dev/full``) or an I/O error
+    becomes one line naming standard output and exit 1, never a success with the output lost.
+    A closed pipe (``| head``) stays the quiet exit it always was."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.failed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def write(self, text: str) -> int:
+        return self._guard(self._stream.write, text)
+
+    def flush(self) -> None:
+        if not self.failed:
+            self._guard(self._stream.flush)
+
+    def _guard(self, call: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return call(*args)
+        except OSError as e:
+            if e.errno == errno.EPIPE:
+                raise
+            self.failed = True
+            # What is still buffered would fail again as Python exits, with a traceback-like
+            # "Exception ignored" message: send it nowhere instead.
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+            raise PoetgenError(f"cannot write standard output: {e.strerror or e}", code=1) from None
+
+
+def stdin_bytes() -> Any:
+    """Standard input as bytes, to be decoded as strictly as a file is; None when it is closed."""
+    return sys.stdin.buffer if sys.stdin is not None else None
+
+
 def emit_json(data: Any) -> None:
-    out.print_json(json.dumps(data, ensure_ascii=False))
+    """JSON as plain text, whatever the terminal's width: never wrapped, cropped or coloured."""
+    out.print(json.dumps(data, ensure_ascii=False, indent=2), markup=False, highlight=False, emoji=False,
+              soft_wrap=True, crop=False)
 
 
-def show(data: Any, as_json: bool, render: Callable[[Any], Any]) -> None:
-    """``--json``: the data as JSON; otherwise the Rich rendering of it."""
-    emit_json(data) if as_json else out.print(render(data))
+def show(data: Any, as_json: bool, render: Callable[[Any], Any], plain: Callable[[Any], str] | None = None) -> None:
+    """``--json``: the data as JSON; otherwise the Rich rendering of it (``plain`` lines instead
+    where the terminal is too narrow for the rendering)."""
+    emit_json(data) if as_json else present(render(data), (lambda: plain(data)) if plain else None)
+
+
+def present(renderable: Any, plain: Callable[[], str] | None = None) -> None:
+    """Print a Rich renderable; where it cannot fit the terminal (a table cut to "…" cells, a poem
+    panel one column wide), print ``plain()`` lines instead, which the terminal may wrap."""
+    from rich.measure import Measurement
+
+    if plain is not None:
+        needed = Measurement.get(out, out.options.update_width(10_000), renderable).minimum
+        if needed > out.width:
+            out.print(plain(), markup=False, highlight=False, emoji=False, soft_wrap=True, crop=False)
+            return
+    out.print(renderable)
 
 
 # How this front end spells the library's parameters in its messages (``top_p must…`` → ``--top-p must…``).
 FLAGS = {"temperature": "--temp", "top_k": "--top-k", "top_p": "--top-p", "seed": "--seed", "n": "--num",
-         "candidates": "--candidates",
+         "candidates": "--candidates", "form": "--form",
          "start": "--start", "guidance": "--guidance", "rerank": "--rerank", "embed": "--embed",
          "hidden": "--hidden", "layers": "--layers", "dropout": "--dropout"}
 

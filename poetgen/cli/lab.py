@@ -11,6 +11,7 @@ from rich.markup import escape
 from poetgen.cli import base
 from poetgen.cli.base import DataDir, app, handled, path_value
 from poetgen.errors import PoetgenError
+from poetgen.paths import check_writable
 
 
 @app.command()
@@ -37,9 +38,7 @@ def compare(
     from poetgen.sample import check_seed
 
     check_seed(seed)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise PoetgenError(f"--out {out_dir} is a file; compare needs a folder")
-    out_dir.mkdir(parents=True, exist_ok=True)  # fail here, in one line, before any training starts
+    check_writable(out_dir)  # fail here, in one line, before any training starts (and create nothing)
     rows = compare_models(corpus, task, specs, data_dir=data_dir, out=out_dir, budget_steps=steps,
                           budget_seconds=seconds, seed=seed, batch_size=batch_size, quiet=False)
     headers, cells = table_of(rows)

@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -90,7 +90,7 @@ def classify(
 ) -> None:
     """Which language is a surname from? — [bold]poetgen classify Dovesky Jackson Hou[/]."""
     from poetgen.names.classify import classify as classify_names
-    from poetgen.render import classify_table
+    from poetgen.render import classify_plain, classify_table
 
     if top < 1:
         raise PoetgenError(f"--top must be at least 1, got {top}")
@@ -108,28 +108,20 @@ def classify(
             sys.stdout.write(f"{p.name}\t{best}\t{prob:.4f}\n")
         return
     results = [p.to_dict() for p in predictions]
-    show(results, as_json, classify_table)  # the renderer shows names as plain text, never as markup
+    show(results, as_json, classify_table, classify_plain)  # the renderer shows names as plain text, never as markup
 
 
 def _name_source(args: list[str], file: Path | None) -> Iterator[str]:
+    """The names to classify, one per line of a file or stdin (read strictly as UTF-8, alike), or
+    the arguments."""
+    from poetgen.score import input_file, read_lines
+
     if file is not None and args:
         raise PoetgenError("give names as arguments or with --file, not both")
     if file is not None:
-        if not file.is_file():
-            raise PoetgenError(f"{file} does not exist")
-        return _lines(file.open(encoding="utf-8", errors="strict"), str(file))
+        return (line.rstrip("\r\n") for line in read_lines(input_file(file)))
     if args == ["-"]:
-        return _lines(sys.stdin, "stdin")
+        return (line.rstrip("\r\n") for line in read_lines(base.stdin_bytes(), "stdin"))
     if not args:
         raise PoetgenError("give at least one name (or '-' to read names from stdin)")
     return iter(args)
-
-
-def _lines(stream: Any, where: str) -> Iterator[str]:
-    try:
-        for line in stream:
-            yield line.rstrip("\n")
-    except UnicodeDecodeError as e:
-        raise PoetgenError(f"input is not UTF-8 text: {e.reason}") from None
-    except OSError as e:
-        raise PoetgenError(f"cannot read {where}: {e.strerror or e}", code=1) from None

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -28,6 +26,7 @@ from poetgen.cli.base import (
     given_only,
     handled,
     load_model,
+    present,
     sampling_of,
     show,
 )
@@ -43,7 +42,8 @@ def write(
     prefix: Annotated[str, typer.Argument(help="Opening characters (or acrostic heads with --acrostic).")] = "",
     acrostic: Annotated[bool, typer.Option("--acrostic", help="One head character per line (藏头诗).",
                                            rich_help_panel=FORM)] = False,
-    form: Annotated[str | None, typer.Option(help="五绝, 七绝, 五律, 七律 or auto (the default).",
+    form: Annotated[str | None, typer.Option(help="五绝, 七绝, 五律, 七律 or auto (the default); acrostics of any "
+                                             "length also 五古 or 七古.",
                                              rich_help_panel=FORM)] = None,
     mood: Annotated[str | None, typer.Option(help="Text fed to the model first to set the mood (not printed).",
                                              rich_help_panel=FORM)] = None,
@@ -71,7 +71,7 @@ def write(
 ) -> None:
     """Write a poem that continues PREFIX — [bold]poetgen write 青山 --temp 0.8[/]."""
     from poetgen.poems.write import write_poems
-    from poetgen.render import poem_panel
+    from poetgen.render import poem_panel, poem_plain
 
     sampling = sampling_of(temp, top_k, top_p, seed, greedy)
     ck = load_model("poems", checkpoint)
@@ -85,7 +85,8 @@ def write(
         emit_json([p.to_dict() for p in poems])
         return
     for poem in poems:
-        base.out.print(poem_panel(poem.to_dict()))
+        shown = poem.to_dict()
+        present(poem_panel(shown), lambda shown=shown: poem_plain(shown))
 
 
 @app.command()
@@ -97,12 +98,12 @@ def check(
 ) -> None:
     """Form, per-character 平/仄, rhyme group and which rules a poem keeps."""
     from poetgen.poems.prosody import check_poem
-    from poetgen.render import check_table
+    from poetgen.render import check_plain, check_table
 
     if not poem.strip():
         raise PoetgenError("the poem is empty")
     result = check_poem(poem, scheme).to_dict()
-    show(result, as_json, check_table)
+    show(result, as_json, check_table, check_plain)
 
 
 @app.command("eval")
@@ -162,14 +163,13 @@ def score(
 ) -> None:
     """Per-character NLL (nats), perplexity and bits per character of each line, and in total."""
     from poetgen.render import key_values
-    from poetgen.score import read_lines, score_lines, summarize
+    from poetgen.score import input_file, read_lines, score_lines, summarize
 
     if not source.strip():
         raise PoetgenError("give a text file to score, or '-' to read standard input")
-    if source != "-" and not Path(source).is_file():  # before the slow model load
-        raise PoetgenError(f"{source} does not exist or is not a file")
+    path = input_file(source) if source != "-" else None  # before the slow model load
     ck = load_model(None, checkpoint)
-    lines = read_lines(sys.stdin.buffer if source == "-" else Path(source))
+    lines = read_lines(path) if path else read_lines(base.stdin_bytes(), "stdin")
     scores = list(score_lines(ck, lines, category=category))
     summary = summarize(scores)
     if not summary["chars"]:

@@ -184,6 +184,10 @@ def train(
     out_path = out_dir or Path("runs") / f"{Path(corpus).stem}-{task}-{cfg.model.model}"
     trainer = Trainer(cfg, out_path, resume=resume, quiet=quiet)
     quiet = quiet or trainer.rank != 0
+    if resume and trainer.done():
+        base.err.print(f"{escape(str(out_path))}: the run is already complete ({trainer.done()}); nothing to train. "
+                       "To continue it, resume with a larger --max-steps, --max-time or --epochs.", soft_wrap=True)
+        return
     if not quiet:
         facts = describe(trainer)
         base.err.print(f"{'resuming' if resume else 'training'} {cfg.model.model}/{cfg.model.cell} on {escape(corpus)} "
@@ -198,14 +202,27 @@ def train(
         try:
             record = trainer.fit()
         except KeyboardInterrupt:
-            last = escape(str(out_path / "last.safetensors"))
-            base.err.print(f"[yellow]interrupted:[/] saved {last}; continue with --resume", soft_wrap=True)
-            raise typer.Exit(130) from None
+            _interrupted(trainer)
     if trainer.rank == 0:
-        _plot_quietly(out_path)
+        try:
+            _plot_quietly(out_path)
+        except KeyboardInterrupt:
+            _interrupted(trainer)
         summary = {k: v for k, v in record.items() if k in ("step", "epoch", "wall_s", "train_loss", "val_loss",
                                                              "val_accuracy", "val_macro_f1", "useful_chars_per_s")}
         base.out.print(f"[green]done[/] {escape(str(out_path / 'best.safetensors'))}  " + escape(json.dumps(summary)))
+
+
+def _interrupted(trainer) -> None:
+    """Ctrl-C: say what is on disk, and whether there is anything left to resume."""
+    if trainer.done():
+        best = escape(str(trainer.out / "best.safetensors"))
+        base.err.print(f"[yellow]interrupted:[/] the run is complete ({trainer.done()}); its model is {best}",
+                       soft_wrap=True)
+    else:
+        last = escape(str(trainer.out / "last.safetensors"))
+        base.err.print(f"[yellow]interrupted:[/] saved {last}; continue with --resume", soft_wrap=True)
+    raise typer.Exit(130)
 
 
 def _plot_quietly(run: Path) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from poetgen.errors import PoetgenError, unknown
 from poetgen.model import CELLS, MODELS
+from poetgen.paths import check_writable
 
 DEFAULT_MODELS = ("rnn", "lstm", "gru", "lstm:custom")
 SPECS = [*MODELS, *(f"{m}:custom" for m in MODELS), *(f"{m}:torch" for m in MODELS)]
@@ -238,6 +239,7 @@ def compare_models(
     if budget_seconds is not None and not (budget_seconds > 0 and math.isfinite(budget_seconds)):
         raise PoetgenError(f"the time budget must be a positive number of seconds, got {budget_seconds}")
     out = Path(out).expanduser()
+    check_writable(out)  # before minutes of training, not after
     for label in labels:
         folder = out / folder_name(label)
         if (folder / "metrics.jsonl").exists() or (folder / "last.safetensors").exists():

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 
 from poetgen.errors import PoetgenError
-from poetgen.paths import atomic_path
+from poetgen.paths import atomic_path, read_text
 
 METRICS = "metrics.jsonl"
 DPI = 120
@@ -49,10 +49,7 @@ def read_train_log(run: Path | str) -> list[dict]:
 
 
 def _read_records(path: Path) -> list[dict]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise PoetgenError(f"cannot read {path}: {e}", code=1) from None
+    text = read_text(path)
     lines = text.split("\n")
     records = []
     for number, line in enumerate(lines, start=1):

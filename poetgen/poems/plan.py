@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from poetgen.checkpoint import Checkpoint
 from poetgen.corpora import SCRIPTS, to_script
-from poetgen.errors import PoetgenError, unknown
+from poetgen.errors import PoetgenError, bad_value, unknown
 from poetgen.poems.masks import VocabMasks
 from poetgen.poems.text import (
     ASCII_MARKS,
@@ -16,15 +16,16 @@ from poetgen.poems.text import (
     FORMS,
     OTHER,
     STOP,
+    TYPED_MARKS,
     WIDTH_NAME,
-    is_cjk,
     nearest_form,
+    verse_chars,
     verse_name,
 )
 
 AUTO = "auto"
 MAX_HEADS = 64  # acrostic lines
-MARKS = "，。？！；、："  # accepted in prefixes (after mapping ASCII marks to full width)
+MARKS = TYPED_MARKS
 ODD_KEEP, EVEN_KEEP = "，？！", "。？！"  # marks kept as typed at the end of lines 1, 3.. / 2, 4..
 
 
@@ -35,12 +36,7 @@ def model_script(ck: Checkpoint) -> str | None:
 
 def normalise(text: str, what: str, ck: Checkpoint, vocab: VocabMasks, *, drop_unknown: bool = False) -> str:
     """Full-width marks, no spaces, the model's script; a PoetgenError for anything unwritable."""
-    text = text.translate(ASCII_MARKS)
-    text = "".join(ch for ch in text if ch == "\n" or not ch.isspace())
-    bad = list(dict.fromkeys(ch for ch in text if not (ch == "\n" or ch in MARKS or is_cjk(ch))))
-    if bad:
-        shown = ", ".join(repr(ch) for ch in bad[:5])
-        raise PoetgenError(f"{what} may hold only Chinese characters and ，。？！； punctuation, not {shown}")
+    text = verse_chars(text, what)
     script = model_script(ck)
     if script is not None:
         text = to_script(text, script)
@@ -87,6 +83,9 @@ def _category(ck: Checkpoint, form: str, lines: int, width: int) -> int | None:
         if c in cats:
             return cats.index(c)
     return 0
+
+
+FREE_FORMS = {"五古": 5, "七古": 7}  # acrostics of any length: line width only
 
 
 def check_form(form: str) -> None:
@@ -144,9 +143,12 @@ def plan_prefix(ck: Checkpoint, vocab: VocabMasks, prefix: str, form: str) -> Pl
 def plan_acrostic(ck: Checkpoint, vocab: VocabMasks, heads: str, form: str) -> Plan:
     """One line per head character; 4 heads make a 绝句, 8 a 律诗, other counts a 古体 (五古/七古).
 
-    The line length comes from ``form`` (五.. → 5, 七.. → 7, auto → 7).
+    The line length comes from ``form`` (五.. → 5, 七.. → 7, auto → 7). An explicit regulated
+    ``form`` must have one line per head: its shape is a promise, never quietly changed. 五古 and
+    七古 take any number of heads.
     """
-    check_form(form)
+    if form not in FREE_FORMS:
+        check_form(form)
     stripped = "".join(ch for ch in heads if not ch.isspace())
     if not stripped:
         raise PoetgenError("give the head characters of the acrostic (藏头诗), e.g. 春夏秋冬")
@@ -157,8 +159,13 @@ def plan_acrostic(ck: Checkpoint, vocab: VocabMasks, heads: str, form: str) -> P
     text = normalise(stripped, "the acrostic heads", ck, vocab)
     if len(text) > MAX_HEADS:
         raise PoetgenError(f"an acrostic has at most {MAX_HEADS} head characters, got {len(text)}")
-    width = FORMS[form][1] if form in FORMS else 7
+    width = FORMS[form][1] if form in FORMS else FREE_FORMS.get(form, 7)
     n = len(text)
+    if form in FORMS and FORMS[form][0] != n:
+        fits = [f for f, (lines, w) in FORMS.items() if lines == n and w == width]
+        hint = f"; {n} heads fit {fits[0]}" if fits else f"; {n} heads fit {verse_name(width, n)}"
+        raise bad_value("form", f"{form} has {FORMS[form][0]} lines, one per head, but {n} heads were given"
+                        f" ({text}){hint}")
     name = verse_name(width, n)
     marks_out = [_line_mark(i, None, i == n - 1) for i in range(n)]
     return Plan(name, width, list(text), marks_out, _category(ck, name, n, width))

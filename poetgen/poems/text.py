@@ -28,6 +28,23 @@ def is_cjk(ch: str) -> bool:
             or 0x20000 <= o <= 0x3FFFF or o == 0x3007)
 
 
+TYPED_MARKS = "，。？！；、："  # accepted in text a user types (after mapping ASCII marks to full width)
+
+
+def verse_chars(text: str, what: str) -> str:
+    """``text`` as a user typed it for a poem (a prefix, a mood): full-width marks and no spaces,
+    refused (naming ``what``) if it holds anything but Chinese characters and marks."""
+    text = text.translate(ASCII_MARKS)
+    text = "".join(ch for ch in text if ch == "\n" or not ch.isspace())
+    bad = list(dict.fromkeys(ch for ch in text if not (ch == "\n" or ch in TYPED_MARKS or is_cjk(ch))))
+    if bad:
+        from poetgen.errors import PoetgenError
+
+        shown = ", ".join(repr(ch) for ch in bad[:5])
+        raise PoetgenError(f"{what} may hold only Chinese characters and ，。？！； punctuation, not {shown}")
+    return text
+
+
 def clean_marks(text: str) -> str:
     """Marks as the training text writes them: full width, no spaces, ：and 、 read as ，."""
     text = text.translate(ASCII_MARKS).replace(" ", "").replace("\u3000", "")

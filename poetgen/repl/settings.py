@@ -9,7 +9,7 @@ from typing import Any
 from poetgen.corpora import SCRIPTS
 from poetgen.errors import PoetgenError, unknown
 from poetgen.poems.prosody import SCHEMES
-from poetgen.poems.text import FORMS
+from poetgen.poems.text import FORMS, verse_chars
 
 
 @dataclass
@@ -78,6 +78,12 @@ def _seed(text: str) -> int | None:
     return _number(int, 0, MAX_SEED, "a whole number ≥ 0, or 'none' for a random seed")(text)
 
 
+def _mood(text: str) -> str:
+    """Checked now, as `write --mood` would check it: a bad mood must not break every later write."""
+    verse_chars(text, "the mood")
+    return text
+
+
 @dataclass
 class Setting:
     parse: Callable[[str], Any]
@@ -95,7 +101,7 @@ SETTINGS: dict[str, Setting] = {
     "rhyme": Setting(_switch, "force a 平 rhyme on the even lines", ("on", "off")),
     "scheme": Setting(_choice(*SCHEMES), "rhyme scheme for writing and check", SCHEMES),
     "n": Setting(_number(int, 1, 1000, "a count from 1 to 1000"), "poems per write / acrostic"),
-    "mood": Setting(str, "text fed to the poem model first to set the mood", ()),
+    "mood": Setting(_mood, "text fed to the poem model first to set the mood", ()),
     "repeats": Setting(_switch, "allow a character twice in a line", ("on", "off")),
     "copies": Setting(_switch, "allow lines copied from the training poems", ("on", "off")),
     "novel": Setting(_switch, "only names not in the training data", ("on", "off")),
