@@ -16,6 +16,8 @@ or acrostic heads such as 春夏秋冬), ``--samples`` poems are written with ``
 * copied %: generated lines identical to a training line (re-drawn, so near 0), beside the share
   of real test-split lines that also occur in the training split (stock lines);
 * distinct-2: distinct character bigrams within lines / all of them, generated vs real;
+* 3×char / 2×phrase: % of poems with a character three times or more / a two-character phrase
+  twice (what repetition control rules out unless ``--allow-repeats``), generated vs real;
 * poems/s: warm generation speed (after a warm-up call; masks cached), checker included.
 
 Then the held-out perplexity per token (``<eos>`` included) of the model on the test split, and of
@@ -57,7 +59,8 @@ def main() -> None:
     sampling = Sampling(temperature=args.temp, seed=args.seed)
 
     header = (f"{'form':<6} {'prompt':<8} {'form %':>6} {'rhyme % (real)':>15} {'tone % (real)':>14} "
-              f"{'copied % (real)':>16} {'distinct-2 (real)':>18} {'poems/s':>8}")
+              f"{'copied % (real)':>16} {'distinct-2 (real)':>18} {'3×char % (real)':>16} {'2×phrase % (real)':>18} "
+              f"{'poems/s':>8}")
     print(f"checkpoint {ck.path}  ({sum(p.numel() for p in ck.model.parameters()) / 1e6:.1f}M parameters, "
           f"vocabulary {len(ck.tokenizer)}, torch threads {torch.get_num_threads()})")
     print(f"{args.samples} poems per row, temperature {args.temp}, seed {args.seed}, {args.scheme}; "
@@ -75,7 +78,7 @@ def main() -> None:
             label = form + " " * (6 - 2 * len(form))  # CJK characters are two columns wide
             print(f"{label} {prompts:<8} {pct(r['form_valid']):>6} {pair(r, 'rhyme'):>15} {pair(r, 'tone'):>14} "
                   f"{pair(r, 'copied_lines'):>16} {pair(r, 'distinct2', percent=False):>18} "
-                  f"{r['poems_per_s']:>8.1f}")
+                  f"{pair(r, 'char_thrice'):>16} {pair(r, 'phrase_twice'):>18} {r['poems_per_s']:>8.1f}")
     print()
     start = time.perf_counter()
     model_ppl = heldout_perplexity(ck, test)

@@ -51,7 +51,8 @@ def write(
                                                "(the default).", rich_help_panel=FORM)] = None,
     rhyme_scheme: Annotated[str | None, typer.Option(help="pingshui (平水韵, the default) or xinyun (中华新韵).",
                                                      rich_help_panel=FORM)] = None,
-    allow_repeats: Annotated[bool, typer.Option("--allow-repeats", help="Allow a character twice in a line.",
+    allow_repeats: Annotated[bool, typer.Option("--allow-repeats", help="Allow repeats: a character twice in a line or "
+                                                "thrice in a poem, a two-character phrase twice.",
                                                 rich_help_panel=FORM)] = False,
     allow_copies: Annotated[bool, typer.Option("--allow-copies", help="Allow lines copied from the corpus.",
                                                rich_help_panel=FORM)] = False,

@@ -4,7 +4,8 @@
 古体) poems. The model proposes, masks dispose: before every draw the logits of all tokens that
 would break the form are set to -inf, so every poem has exactly the right number of lines and
 characters per line, ，/。 alternating at the line ends and nowhere else, no special or non-Chinese
-token, no character twice in a line, and (by default) even lines rhyming in one level-tone (平)
+token, no character twice in a line (nor thrice in the poem, nor a two-character phrase twice:
+``allow_repeats`` lifts all three), and (by default) even lines rhyming in one level-tone (平)
 group. Nothing is rejection-sampled except whole lines copied from the training data (a bounded
 number of retries). ``poems.evaluate`` measures the result.
 
@@ -56,28 +57,60 @@ from poetgen.sample import Sampling, Stepper, draw
 from poetgen.vocab import BOS, EOS
 
 NOVELTY_RETRIES = 3  # re-draws of a line identical to a training line before it is kept (and marked)
+MAX_CHAR_USES = 2  # a character at most twice in a poem, as in nearly all real regulated verse (BENCHMARKS.md)
 MOOD_BONUS = 1.0  # nats added to the mood's characters at every character slot
 
 
 @dataclass
 class _Rows:
-    """Per-row state: candidate rhyme groups (b, G), rhyme characters used so far (b, V), and the
-    tone pattern's base (b,): the tone (0 平, 1 仄) of line 1's 2nd character, -1 while unknown."""
+    """Per-row state: candidate rhyme groups (b, G), rhyme characters used so far (b, V), the tone
+    pattern's base (b,): the tone (0 平, 1 仄) of line 1's 2nd character, -1 while unknown; and for
+    repetition control the poem's character counts (b, V) and its two-character phrases so far,
+    as first / second character ids (b, k) (every row has the same number of them)."""
 
     cand: Tensor
     rhymed: Tensor
     base: Tensor
+    count: Tensor
+    first: Tensor
+    second: Tensor
 
     def take(self, idx: Tensor) -> _Rows:
-        return _Rows(self.cand[idx], self.rhymed[idx], self.base[idx])
+        return _Rows(*(t[idx] for t in self._fields()))
 
     def put(self, idx: Tensor, other: _Rows) -> None:
-        self.cand[idx] = other.cand
-        self.rhymed[idx] = other.rhymed
-        self.base[idx] = other.base
+        for mine, theirs in zip(self._fields(), other._fields(), strict=True):
+            mine[idx] = theirs
 
     def clone(self) -> _Rows:
-        return _Rows(self.cand.clone(), self.rhymed.clone(), self.base.clone())
+        return _Rows(*(t.clone() for t in self._fields()))
+
+    def _fields(self) -> tuple[Tensor, ...]:
+        return self.cand, self.rhymed, self.base, self.count, self.first, self.second
+
+    def note(self, prev: Tensor | None, tok: Tensor, counted: bool = False) -> None:
+        """Count character ``tok`` (b,) (unless ``counted`` already) and, after ``prev`` in the same
+        line, the phrase prev+tok."""
+        if not counted:
+            self.count.scatter_add_(1, tok[:, None], torch.ones_like(tok[:, None], dtype=self.count.dtype))
+        if prev is not None:
+            self.first = torch.cat([self.first, prev[:, None]], dim=1)
+            self.second = torch.cat([self.second, tok[:, None]], dim=1)
+
+    def repeats(self, prev: Tensor | None, V: int) -> Tensor:
+        """(b, V) tokens that would repeat: a character already twice in the poem, or the second
+        character of a phrase the poem already has after ``prev``."""
+        out = self.count >= MAX_CHAR_USES
+        if prev is not None and self.first.shape[1]:
+            hits = torch.where(self.first == prev[:, None], self.second, V)  # V: no phrase here
+            out = out | torch.zeros(len(prev), V + 1, dtype=torch.bool, device=out.device).scatter_(1, hits, True)[:, :V]
+        return out
+
+
+def _unless_empty(before: Tensor, after: Tensor) -> Tensor:
+    """``after`` (more tokens masked), except in rows where it would leave no token at all."""
+    alive = torch.isfinite(after.max(-1).values)
+    return after if bool(alive.all()) else torch.where(alive[:, None], after, before)
 
 
 def _key(line: int, pos: int) -> int | None:
@@ -135,10 +168,16 @@ class Decoder:
         # Groups with too few members in the vocabulary could run dry: prefer the others.
         viable = cand & ((self.matrix & v.cjk).sum(1) >= open_positions + W)
         cand = viable if viable.any() else cand
+        empty = torch.zeros(self.B, 0, dtype=torch.long, device=self.device)
         self.rows = _Rows(cand.expand(self.B, -1).clone(), torch.zeros(self.B, V, dtype=torch.bool, device=self.device),
-                          torch.full((self.B,), -1, dtype=torch.long, device=self.device))
+                          torch.full((self.B,), -1, dtype=torch.long, device=self.device),
+                          torch.zeros(self.B, V, dtype=torch.int16, device=self.device), empty, empty.clone())
         for t in fixed + [v.char_id[g[-1]] for g in self.plan.given[:1] if len(g) == W]:
             self.rows.rhymed[:, t] = True
+        # Every fixed character counts from the start: an acrostic head of line 7 is one of its
+        # character's two uses before line 1 is drawn.
+        for ch in "".join(self.plan.given):
+            self.rows.count[:, v.char_id[ch]] += 1
 
     def _init_tones(self) -> None:
         """The tone pattern's base from the first key character of the prefix whose tone is sure."""
@@ -152,7 +191,8 @@ class Decoder:
 
     # -- one slot ----------------------------------------------------------------------------
 
-    def _line_end_mask(self, rows: _Rows, used: Tensor, line: int, ban: Tensor | None) -> Tensor:
+    def _line_end_mask(self, rows: _Rows, used: Tensor, line: int, ban: Tensor | None, prev: Tensor | None
+                       ) -> Tensor:
         """(b, V) mask of the tokens allowed at the last slot of a line, after the soft fallback.
 
         Mid-line slots need no such mask: "a Chinese character not yet in this line" can never
@@ -170,6 +210,8 @@ class Decoder:
             layers.append(~rows.rhymed)
         if line in self.oblique_lines:
             layers.append(self.v.oblique.expand_as(used))
+        if not self.allow_repeats:
+            layers.append(~rows.repeats(prev, used.shape[1]))
         mask = self.v.cjk.expand_as(used)
         steps = [mask]
         for layer in layers:
@@ -196,6 +238,7 @@ class Decoder:
         b = len(index)
         # ids already in the line (b, k)
         used = torch.tensor([given] * b, dtype=torch.long, device=self.device).view(b, len(given))
+        self._note_given(rows, used)
         out: list[Tensor] = []
         last = self.W - 1
         for pos in range(len(given), self.W):
@@ -203,19 +246,21 @@ class Decoder:
                 logp = stepper.feed(out[-1])
             logits = logp.float() + self.bias
             key = _key(line, pos) if self.tones and pos < last else None
+            prev = used[:, -1] if used.shape[1] else None
             if pos < last:
                 if not self.allow_repeats and used.shape[1]:
                     logits.scatter_(1, used, -math.inf)
+                if not self.allow_repeats:  # across lines: no character thrice, no phrase twice
+                    logits = _unless_empty(logits, logits.masked_fill(rows.repeats(prev, logits.shape[1]), -math.inf))
                 if key is not None:  # 二四六分明, 对, 粘: characters of the wrong (sure) tone are out
                     want = torch.where(rows.base < 0, 2, rows.base ^ key)
-                    keyed = logits + self.v.tone_bias[want]
-                    alive = torch.isfinite(keyed.max(-1).values)  # (never empty in a real vocabulary)
-                    logits = keyed if bool(alive.all()) else torch.where(alive[:, None], keyed, logits)
+                    logits = _unless_empty(logits, logits + self.v.tone_bias[want])
             else:
                 seen = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, used, True)
-                logits.masked_fill_(~self._line_end_mask(rows, seen, line, ban), -math.inf)
+                logits.masked_fill_(~self._line_end_mask(rows, seen, line, ban, prev), -math.inf)
             tok = draw(logits, self.sampling, self.u[index, line, attempt, pos])
             out.append(tok)
+            rows.note(prev, tok)
             used = torch.cat([used, tok[:, None]], dim=1)
             if key is not None:
                 tone = self.v.tone[tok]
@@ -226,6 +271,13 @@ class Decoder:
         if line in self.rhyme_lines or line == 0:
             rows.rhymed.scatter_(1, tok[:, None], True)
         return torch.stack(out, dim=1), rows
+
+    @staticmethod
+    def _note_given(rows: _Rows, ids: Tensor) -> None:
+        """A line's fixed characters (prefix, acrostic head): their phrases, for repetition control
+        (the characters themselves were counted at the start)."""
+        for pos in range(ids.shape[1]):
+            rows.note(ids[:, pos - 1] if pos else None, ids[:, pos], counted=True)
 
     def _line_text(self, given: str, ids: Tensor) -> list[str]:
         tokens = self.v.tokens
@@ -254,6 +306,7 @@ class Decoder:
                 pending_t = self._last
             else:  # a line the prefix already holds: its tokens wait in ``pending_t``
                 texts = [given] * B
+                self._note_given(self.rows, torch.tensor([[v.char_id[ch] for ch in given]] * B, device=self.device))
             for i, t in enumerate(texts):
                 lines[i].append(t)
             if line + 1 < self.L:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -62,15 +63,19 @@ def poem_stats(texts: Sequence[str], form: str | None = None, *, ck: Checkpoint 
     tone pattern; share of lines seen in training (with a ``ck`` that carries the training lines'
     hashes, else None); distinct-2 (distinct character
     bigrams within lines / all of them); repeat rate (mean share of a poem's characters that repeat
-    an earlier one)."""
+    an earlier one); the share of poems with a character three times or more (``char_thrice``) and
+    with a two-character phrase twice (``phrase_twice``), what repetition control rules out."""
     checks = [prosody.check_poem(t, scheme) for t in texts]
     count = max(len(checks), 1)
     lines = [line for c in checks for line in c.lines]
     bigrams = [line[i : i + 2] for line in lines for i in range(len(line) - 1)]
-    repeats = []
+    repeats, thrice, twice = [], 0, 0
     for c in checks:
         chars = "".join(c.lines)
         repeats.append((len(chars) - len(set(chars))) / len(chars) if chars else 0.0)
+        thrice += bool(chars) and max(Counter(chars).values()) >= 3
+        phrases = Counter(line[i:i + 2] for line in c.lines for i in range(len(line) - 1))
+        twice += bool(phrases) and max(phrases.values()) >= 2
     return {
         "poems": len(checks),
         "form_valid": sum(c.rules["form"] and c.rules["punctuation"] and (form is None or c.form == form)
@@ -80,6 +85,8 @@ def poem_stats(texts: Sequence[str], form: str | None = None, *, ck: Checkpoint 
         "copied_lines": (sum(ck.has_seen(line) for line in lines) / max(len(lines), 1)) if ck and ck.seen else None,
         "distinct2": len(set(bigrams)) / max(len(bigrams), 1),
         "repeat_rate": sum(repeats) / count,
+        "char_thrice": thrice / count,
+        "phrase_twice": twice / count,
     }
 
 

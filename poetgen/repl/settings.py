@@ -102,7 +102,7 @@ SETTINGS: dict[str, Setting] = {
     "scheme": Setting(_choice(*SCHEMES), "rhyme scheme for writing and check", SCHEMES),
     "n": Setting(_number(int, 1, 1000, "a count from 1 to 1000"), "poems per write / acrostic"),
     "mood": Setting(_mood, "text fed to the poem model first to set the mood", ()),
-    "repeats": Setting(_switch, "allow a character twice in a line", ("on", "off")),
+    "repeats": Setting(_switch, "allow repeated characters and phrases", ("on", "off")),
     "copies": Setting(_switch, "allow lines copied from the training poems", ("on", "off")),
     "novel": Setting(_switch, "only names not in the training data", ("on", "off")),
 }
