@@ -7,11 +7,10 @@ enough characters of every rhyme group for the rhyme constraints to be meaningfu
 
 from __future__ import annotations
 
-from collections import Counter
-
 import dataclasses
 import json
 import random
+from collections import Counter
 from pathlib import Path
 
 import pytest

@@ -103,7 +103,8 @@ class _Rows:
         out = self.count >= MAX_CHAR_USES
         if prev is not None and self.first.shape[1]:
             hits = torch.where(self.first == prev[:, None], self.second, V)  # V: no phrase here
-            out = out | torch.zeros(len(prev), V + 1, dtype=torch.bool, device=out.device).scatter_(1, hits, True)[:, :V]
+            phrase = torch.zeros(len(prev), V + 1, dtype=torch.bool, device=out.device).scatter_(1, hits, True)
+            out = out | phrase[:, :V]
         return out
 
 
