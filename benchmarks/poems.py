@@ -20,6 +20,10 @@ or acrostic heads such as 春夏秋冬), ``--samples`` poems are written with ``
   twice (what repetition control rules out unless ``--allow-repeats``), generated vs real;
 * poems/s: warm generation speed (after a warm-up call; masks cached), checker included.
 
+Themes (``--theme-sets`` random keyword sets, 25% per form by default 100 in all): 1–3 keywords
+of one or two characters cut from training-split lines; the share of poems holding every keyword,
+and the form / rhyme / 平仄 rates of those poems.
+
 Then the held-out perplexity per token (``<eos>`` included) of the model on the test split, and of
 an interpolated character bigram fitted on the training split (λ tuned on the validation split),
 over the same tokens, in the same run.
@@ -28,13 +32,17 @@ over the same tokens, in the same run.
 from __future__ import annotations
 
 import argparse
+import random
+import re
 import time
+from dataclasses import replace
 
 import torch
 
 from poetgen.checkpoint import load_for
 from poetgen.poems.evaluate import bigram_perplexity, evaluate_poems, evaluation_corpus, heldout_perplexity
 from poetgen.poems.text import FORMS
+from poetgen.poems.write import write_poems
 from poetgen.sample import Sampling
 
 
@@ -48,6 +56,7 @@ def main() -> None:
     parser.add_argument("--scheme", default="pingshui", choices=["pingshui", "xinyun"])
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--forms", nargs="*", default=list(FORMS))
+    parser.add_argument("--theme-sets", type=int, default=100, help="random theme keyword sets (0: skip)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -79,6 +88,9 @@ def main() -> None:
             print(f"{label} {prompts:<8} {pct(r['form_valid']):>6} {pair(r, 'rhyme'):>15} {pair(r, 'tone'):>14} "
                   f"{pair(r, 'copied_lines'):>16} {pair(r, 'distinct2', percent=False):>18} "
                   f"{pair(r, 'char_thrice'):>16} {pair(r, 'phrase_twice'):>18} {r['poems_per_s']:>8.1f}")
+    if args.theme_sets:
+        print()
+        themes(ck, corpus.split("train"), args.forms, args.theme_sets, sampling)
     print()
     start = time.perf_counter()
     model_ppl = heldout_perplexity(ck, test)
@@ -86,6 +98,32 @@ def main() -> None:
     print(f"held-out perplexity on the test split ({len(test)} poems): model {model_ppl:.1f}, "
           f"interpolated character bigram {bigram_ppl:.1f} (model / bigram = {model_ppl / bigram_ppl:.2f}; "
           f"{time.perf_counter() - start:.1f}s)")
+
+
+def themes(ck, train, forms: list[str], sets: int, sampling: Sampling) -> None:
+    """Poems written with random theme keywords: every keyword present, form / rhyme / tone kept."""
+    rng = random.Random(0)
+    lines = [line for s in train for line in re.split("[，。？！；]", s.text) if len(line) >= 2]
+    present = valid = rhymed = toned = 0
+    start = time.perf_counter()
+    for i in range(sets):
+        form, words, count = forms[i % len(forms)], [], rng.randint(1, 3)
+        while len(words) < count:
+            line = rng.choice(lines)
+            size = rng.choice((1, 2))
+            at = rng.randrange(len(line) - size + 1)
+            word = line[at:at + size]
+            if len(set(word)) == size and not set(word) & set("".join(words)):
+                words.append(word)
+        poem = write_poems(ck, form=form, theme=words, sampling=replace(sampling, seed=i))[0]
+        rules = poem.check["rules"]
+        present += all(w in poem.text for w in words)
+        valid += rules["form"] and rules["punctuation"] and poem.form == form
+        rhymed += rules["level_rhyme"]
+        toned += rules["tone_pattern"]
+    print(f"themes: {sets} random keyword sets (1-3 keywords of 1-2 characters) over {', '.join(forms)}: "
+          f"all keywords present {pct(present / sets)}%, form {pct(valid / sets)}%, rhyme {pct(rhymed / sets)}%, "
+          f"tone {pct(toned / sets)}% ({time.perf_counter() - start:.1f}s)")
 
 
 def pct(x: float | None) -> str:

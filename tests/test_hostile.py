@@ -475,3 +475,10 @@ def test_the_repl_refuses_a_mood_no_poem_could_take(models):
     repl.execute("set mood 秋思")
     repl.execute("write 白日 --seed 1")
     assert "白日" in out.getvalue()
+
+
+def test_theme_errors_name_the_option_as_typed(models):
+    line = one_error_line(run("write", "--theme", "秋,月,山,江,花", "--form", "五绝", "--checkpoint",
+                              str(models["poems"])), 2, "--theme has 5 keywords")
+    assert "room for 4" in line
+    one_error_line(run("write", "--theme", ",", "--checkpoint", str(models["poems"])), 2, "--theme needs")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -412,3 +413,53 @@ def test_candidates_keep_the_most_fluent_of_k_and_one_is_todays_poem(poem_ck: Ch
         assert poem.text == texts[poem.score["kept"]] and poem.score["nll_per_char"] == pytest.approx(min(nll))
     with pytest.raises(PoetgenError, match="candidates must be between"):
         write_poems(poem_ck, "白日", candidates=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Themes
+
+
+def theme_words(ck: Checkpoint, rng: random.Random, count: int) -> list[str]:
+    """``count`` keywords of one or two characters from the model's training lines, in its script."""
+    text = to_script("".join("".join(p) for p in POEMS), "simplified")
+    lines = [line for line in re.split("[，。？！；]", text) if len(line) >= 2]
+    words: list[str] = []
+    while len(words) < count:
+        line = rng.choice(lines)
+        size = rng.choice((1, 2))
+        start = rng.randrange(len(line) - size + 1)
+        word = line[start:start + size]
+        if all(ch not in "".join(words) for ch in word) and len(set(word)) == size:
+            words.append(word)
+    return words
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+def test_every_theme_keyword_appears_and_the_form_holds(poem_ck: Checkpoint, form: str) -> None:
+    rng = random.Random(form)
+    lines, width = FORMS[form]
+    for trial in range(8):
+        words = theme_words(poem_ck, rng, rng.randint(1, 3))
+        for poem in write_poems(poem_ck, form=form, theme=words, n=3, sampling=Sampling(seed=trial)):
+            assert all(word in poem.text for word in words), (words, poem.text)
+            holders = [i for i, line in enumerate(poem.lines) if any(w in line for w in words)]
+            assert len(holders) >= len(words)  # one line each
+            assert_well_formed(poem, poem_ck, lines=lines, width=width)
+
+
+def test_a_theme_combines_with_a_prefix_and_an_acrostic(poem_ck: Checkpoint) -> None:
+    for poem in write_poems(poem_ck, "白日", theme=["黄河", "月"], form="五绝", n=5, sampling=Sampling(seed=3)):
+        assert poem.text.startswith("白日") and "黄河" in poem.text and "月" in poem.text
+        assert_well_formed(poem, poem_ck, lines=4, width=5)
+    for poem in write_poems(poem_ck, "春夏秋冬", acrostic=True, theme=["明月"], n=5, sampling=Sampling(seed=4)):
+        assert [line[0] for line in poem.lines] == list("春夏秋冬") and "明月" in poem.text
+        assert_well_formed(poem, poem_ck, lines=4, width=7)
+
+
+@pytest.mark.parametrize("theme, message", [
+    (["秋", "月", "山", "江", "花"], "has 5 keywords, but a 五绝 has room for 4"),
+    (["明月光"], "one or two characters"), (["龘"], "never saw '龘'"), ([], "at least one keyword"),
+    (["月月"], "repeats a character"), (["a"], "only Chinese characters")])
+def test_a_theme_that_cannot_be_written_is_refused(poem_ck: Checkpoint, theme: list[str], message: str) -> None:
+    with pytest.raises(PoetgenError, match=message):
+        write_poems(poem_ck, form="五绝", theme=theme)

@@ -45,6 +45,8 @@ def write(
     form: Annotated[str | None, typer.Option(help="五绝, 七绝, 五律, 七律 or auto (the default); acrostics of any "
                                              "length also 五古 or 七古.",
                                              rich_help_panel=FORM)] = None,
+    theme: Annotated[str | None, typer.Option(help="Keywords every poem holds, one per line: 秋,月,思乡 (1–2 "
+                                              "characters each).", rich_help_panel=FORM)] = None,
     mood: Annotated[str | None, typer.Option(help="Text fed to the model first to set the mood (not printed).",
                                              rich_help_panel=FORM)] = None,
     rhyme: Annotated[bool | None, typer.Option("--rhyme/--no-rhyme", help="Force a 平 rhyme on the even lines "
@@ -77,7 +79,9 @@ def write(
     sampling = sampling_of(temp, top_k, top_p, seed, greedy)
     ck = load_model("poems", checkpoint)
     options = given_only({"form": form, "n": num, "rhyme": rhyme, "rhyme_scheme": rhyme_scheme, "mood": mood,
-                          "script": script, "candidates": candidates})
+                          "script": script, "candidates": candidates,
+                          "theme": [w for w in theme.replace("，", ",").split(",") if w.strip()] if theme is not None
+                          else None})
     with busy(f"writing {num} poems…") if num and num > 1 else contextlib.nullcontext():
         poems = write_poems(ck, prefix, acrostic=acrostic, sampling=sampling, allow_repeats=allow_repeats,
                             allow_copies=allow_copies, **options)

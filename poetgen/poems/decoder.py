@@ -53,6 +53,7 @@ from torch import Tensor
 from poetgen.checkpoint import Checkpoint
 from poetgen.poems.masks import VocabMasks
 from poetgen.poems.plan import Plan
+from poetgen.poems.plan import tone_key as _key
 from poetgen.sample import Sampling, Stepper, draw
 from poetgen.vocab import BOS, EOS
 
@@ -112,15 +113,6 @@ def _unless_empty(before: Tensor, after: Tensor) -> Tensor:
     """``after`` (more tokens masked), except in rows where it would leave no token at all."""
     alive = torch.isfinite(after.max(-1).values)
     return after if bool(alive.all()) else torch.where(alive[:, None], after, before)
-
-
-def _key(line: int, pos: int) -> int | None:
-    """At a 平仄 key slot (the 2nd, 4th, 6th character of a line; ``pos`` 0-based), the tone relative
-    to the poem's base: keys alternate within a line (二四六分明), a couplet's lines are opposite
-    (对) and a couplet's first line repeats the line before it (粘); None elsewhere."""
-    if pos % 2 == 0 or pos > 5:
-        return None
-    return (pos // 2) % 2 ^ ((line + 1) // 2) % 2
 
 
 class Decoder:

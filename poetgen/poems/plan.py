@@ -4,7 +4,8 @@ user's: a prefix that cannot fit the form, characters the model never saw."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, replace
 
 from poetgen.checkpoint import Checkpoint
 from poetgen.corpora import SCRIPTS, to_script
@@ -169,3 +170,71 @@ def plan_acrostic(ck: Checkpoint, vocab: VocabMasks, heads: str, form: str) -> P
     name = verse_name(width, n)
     marks_out = [_line_mark(i, None, i == n - 1) for i in range(n)]
     return Plan(name, width, list(text), marks_out, _category(ck, name, n, width))
+
+
+def tone_key(line: int, pos: int) -> int | None:
+    """At a 平仄 key slot (the 2nd, 4th, 6th character of a line; ``pos`` 0-based), the tone relative
+    to the poem's base: keys alternate within a line (二四六分明), a couplet's lines are opposite
+    (对) and a couplet's first line repeats the line before it (粘); None elsewhere."""
+    if pos % 2 == 0 or pos > 5:
+        return None
+    return (pos // 2) % 2 ^ ((line + 1) // 2) % 2
+
+
+MAX_KEYWORD = 2  # characters in a theme keyword
+
+
+def plan_theme(ck: Checkpoint, vocab: VocabMasks, plan: Plan, keywords: list[str]) -> Plan:
+    """``plan`` with every theme keyword fixed in a line of its own, right after what the line
+    already holds (a prefix, an acrostic head), spread over the poem in the order given.
+
+    Never at a line's last character (the rhyme and the oblique endings stay the decoder's), and,
+    in regulated verse, only where the keyword's sure tones fit the 平仄 pattern the poem's other
+    fixed characters set: the lines are chosen so that they do. A keyword already in the prefix
+    is present as it is.
+    """
+    words = _keywords(ck, vocab, keywords)
+    needed = [w for w in words if w not in "".join(plan.given)]
+    lines, width = len(plan.given), plan.width
+    room = [i for i in range(lines) if len(plan.given[i]) + MAX_KEYWORD <= width - 1]
+    if len(needed) > len(room):
+        held = " with this prefix" if any(plan.given) else ""
+        raise bad_value("theme", f"has {len(words)} keywords, but a {plan.form}{held} has room for "
+                        f"{len(room)} (one per line)")
+    regulated = lines in (4, 8)
+    ideal = [round(j * lines / max(len(needed), 1)) for j in range(len(needed))]
+    orders = sorted(itertools.permutations(room, len(needed)),
+                    key=lambda chosen: sum(abs(a - b) for a, b in zip(chosen, ideal, strict=True)))
+    for chosen in orders:
+        given = list(plan.given)
+        for line, word in zip(chosen, needed, strict=True):
+            given[line] += word
+        if not regulated or _tones_agree(vocab, given):
+            return replace(plan, given=given)
+    raise bad_value("theme", f"keywords {' '.join(needed)} cannot all keep the 平仄 pattern of a {plan.form} "
+                    "with these fixed characters; drop one, or pick another form")
+
+
+def _keywords(ck: Checkpoint, vocab: VocabMasks, keywords: list[str]) -> list[str]:
+    words = []
+    for raw in keywords:
+        word = "".join(ch for ch in normalise(raw, f"theme keyword '{raw}'", ck, vocab) if ch not in MARKS)
+        if not 1 <= len(word) <= MAX_KEYWORD:
+            raise bad_value("theme", f"keywords are one or two characters, got '{raw}'")
+        if len(set(word)) < len(word):
+            raise bad_value("theme", f"keyword '{raw}' repeats a character, which a line cannot")
+        words.append(word)
+    if not words:
+        raise bad_value("theme", "needs at least one keyword, e.g. 秋,月")
+    return list(dict.fromkeys(words))
+
+
+def _tones_agree(vocab: VocabMasks, given: list[str]) -> bool:
+    """Do the fixed characters' sure tones at key slots all imply one pattern base?"""
+    bases = set()
+    for line, text in enumerate(given):
+        for pos, ch in enumerate(text):
+            key, tone = tone_key(line, pos), int(vocab.tone[vocab.char_id[ch]])
+            if key is not None and tone >= 0:
+                bases.add(tone ^ key)
+    return len(bases) <= 1

@@ -13,7 +13,7 @@ from poetgen.errors import PoetgenError, bad_value, unknown
 from poetgen.poems import prosody
 from poetgen.poems.decoder import Decoder
 from poetgen.poems.masks import vocab_masks
-from poetgen.poems.plan import AUTO, Plan, model_script, normalise, plan_acrostic, plan_prefix
+from poetgen.poems.plan import AUTO, Plan, model_script, normalise, plan_acrostic, plan_prefix, plan_theme
 from poetgen.sample import DEFAULT_TEMPERATURE, Sampling
 
 MAX_POEMS = 1000
@@ -44,7 +44,7 @@ def write_poems(
     ck: Checkpoint, prefix: str = "", *, form: str = AUTO, acrostic: bool = False, n: int = 1,
     sampling: Sampling | None = None, rhyme: bool = True, rhyme_scheme: str = "pingshui",
     allow_repeats: bool = False, allow_copies: bool = False, mood: str = "", script: str | None = None,
-    tones: bool = True, candidates: int = 1,
+    tones: bool = True, candidates: int = 1, theme: list[str] | None = None,
 ) -> list[Poem]:
     """Write ``n`` poems in one batch; each keeps the form exactly (see the module docstring).
 
@@ -58,6 +58,9 @@ def write_poems(
     ``candidates`` = K > 1 writes K form-valid candidates per poem (candidate 0 with the poem's own
     seed, the others with seeds derived from it) and keeps the one the model finds most fluent:
     the lowest negative log-likelihood per character, the poem read on its own (``Poem.score``).
+
+    ``theme``: keywords of one or two characters that every poem holds, one per line, spread over
+    the poem (see ``plan.plan_theme``); with a prefix, an acrostic and any form.
     """
     if not 1 <= n <= MAX_POEMS:
         raise bad_value("n", f"(the number of poems) must be between 1 and {MAX_POEMS}, got {n}")
@@ -71,6 +74,8 @@ def write_poems(
         raise PoetgenError(f"{ck.path} is a classifier, not a language model")
     vocab = vocab_masks(ck, rhyme_scheme)
     plan = plan_acrostic(ck, vocab, prefix, form) if acrostic else plan_prefix(ck, vocab, prefix, form)
+    if theme is not None:
+        plan = plan_theme(ck, vocab, plan, theme)
     mood_text = ""
     if mood.strip():
         mood_text = normalise(mood, "the mood", ck, vocab, drop_unknown=True)
