@@ -1,4 +1,4 @@
-"""`poetgen compare`, `report` and `plot`: the RNN-vs-LSTM lab."""
+"""`poetgen lab`, `compare`, `report` and `plot`: the RNN-vs-LSTM lab."""
 
 from __future__ import annotations
 
@@ -12,6 +12,25 @@ from poetgen.cli import base
 from poetgen.cli.base import DataDir, app, handled, path_value
 from poetgen.errors import PoetgenError
 from poetgen.paths import check_writable
+
+
+@app.command()
+@handled
+def lab(
+    seconds: Annotated[float, typer.Option(help="Time for the whole lab: training, evaluation and the report.")]
+    = 600.0,
+    out_dir: Annotated[Path, typer.Option("--out", parser=path_value, help="A new or empty folder for the runs "
+                                          "and the report.")] = Path("runs/lab"),
+    seed: Annotated[int, typer.Option(help="One seed for every model.")] = 0,
+    data_dir: DataDir = None,
+) -> None:
+    """The whole RNN-vs-LSTM lab: the assignment's classifiers side by side, a names generator, a small
+    poem model, and a report with every figure the lab asks for, and evidence measured on why the LSTM wins."""
+    from poetgen.lab.session import run_lab
+
+    path = run_lab(out_dir, seconds=seconds, seed=seed, data_dir=data_dir,
+                   log=lambda line: base.err.print(escape(line), soft_wrap=True))
+    base.out.print(f"[green]wrote[/] {escape(str(path))} and {escape(str(path.with_suffix('.html')))}")
 
 
 @app.command()
@@ -54,11 +73,13 @@ def report(
     = Path("report"),
     data_dir: DataDir = None,
     samples: Annotated[bool, typer.Option("--samples/--no-samples", help="Include sample names / poems.")] = True,
+    evidence: Annotated[bool, typer.Option("--evidence/--no-evidence", help="Include the measured evidence: "
+                                           "gradient flow, accuracy by name length, forget gates.")] = True,
 ) -> None:
-    """A self-contained lab report: structure, curves, confusion matrix, comparison, samples."""
+    """A self-contained lab report: structure, curves, confusion matrix, comparison, samples, evidence."""
     from poetgen.lab.report import write_report
 
-    path = write_report(list(runs), out_dir, data_dir=data_dir, samples=samples)
+    path = write_report(list(runs), out_dir, data_dir=data_dir, samples=samples, evidence=evidence)
     base.out.print(f"[green]wrote[/] {escape(str(path))} and {escape(str(path.with_suffix('.html')))}")
 
 

@@ -1,4 +1,5 @@
-"""Figures for lab reports: training curves of a run, several runs overlaid, a confusion matrix.
+"""Figures for lab reports: training curves of a run, several runs overlaid, a confusion matrix,
+and the evidence figures (gradient flow, accuracy by name length, forget gates; ``lab.evidence``).
 
 Everything draws on a bare ``matplotlib.figure.Figure`` (the Agg canvas), never through
 ``pyplot``: no window ever opens, no global backend is switched, nothing leaks between figures,
@@ -10,9 +11,15 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from poetgen.errors import PoetgenError
 from poetgen.paths import atomic_path, read_text
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from poetgen.lab.evidence import GateSummary, GradientFlow, LengthBucket
 
 METRICS = "metrics.jsonl"
 DPI = 120
@@ -135,15 +142,23 @@ def plot_curves(records: list[dict], out: Path, title: str = "", train_log: list
     ylabel = "loss (nats per character)" if not classifier else "loss (cross-entropy per name)"
     # train and validation on one definition (plain cross-entropy); the regularised objective the
     # optimiser sees (label smoothing, class weights) beside them, dotted, where it differs
+    # Both training curves come from the dense log where the run has one: an evaluation record's
+    # train loss averages the steps since the evaluation before, a single step where two came close.
     dense = train_log or []  # the training curve at ~1% of the run, where the run logged it
     losses = [] if dense else [("train_loss", "train", "--")]
     losses.append(("val_loss", "validation", "-"))
-    if any(abs(r.get("train_objective", r.get("train_loss", 0)) - r.get("train_loss", 0)) > 1e-6 for r in records):
-        losses.append(("train_objective", "training objective (smoothing, class weights)", ":"))
+    objective = "training objective (smoothing, class weights)"
+    regularised = any(abs(r.get("train_objective", r.get("train_loss", 0)) - r.get("train_loss", 0)) > 1e-6
+                      for r in records)
+    if regularised and not dense:
+        losses.append(("train_objective", objective, ":"))
     ax = _panel(axes[0], records, tuple(losses), "loss", ylabel)
     if dense:
         xs, ys = _series(dense, "train_loss")
         ax.plot(xs, ys, "-", alpha=0.6, linewidth=1, label="train", zorder=1)
+        if regularised:
+            xs, ys = _series(dense, "train_objective")
+            ax.plot(xs, ys, ":", alpha=0.8, linewidth=1.2, label=objective, zorder=1)
         ax.legend(loc="best")
     if classifier:
         acc = _panel(axes[1], records, (("val_accuracy", "accuracy", "-"), ("val_macro_f1", "macro-F1", "--")),
@@ -175,8 +190,8 @@ def plot_compare(runs: dict[str, Path], out: Path) -> Path:
     for (label, records), colour in zip(data.items(), colours, strict=True):
         xs, ys = _series(records, "val_loss")
         left.plot(xs, ys, "-", color=colour, marker="o", markersize=3, label=f"{label} val")
-        xs, ys = _series(records, "train_loss")
-        left.plot(xs, ys, "--", color=colour, alpha=0.6, label=f"{label} train")
+        xs, ys = _series(read_train_log(runs[label]) or records, "train_loss")  # the dense curve where logged
+        left.plot(xs, ys, "--", color=colour, alpha=0.6, linewidth=1, label=f"{label} train")
         if classifier:
             xs, ys = _series(records, "val_accuracy")
             right.plot(xs, ys, "-", color=colour, marker="o", markersize=3, label=label)
@@ -232,4 +247,99 @@ def plot_confusion(labels: list[str], matrix: list[list[int]], out: Path, title:
     ax.set_ylabel("true")
     ax.set_title(title or "confusion matrix (colour: share of the true class; numbers: counts)", fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true class")
+    return _save(fig, out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Evidence: why the LSTM beats the RNN
+
+
+def colours_of(labels: Sequence[str]) -> dict[str, str]:
+    """One colour per model, so that a model looks the same in every evidence figure."""
+    return {label: f"C{i % 10}" for i, label in enumerate(labels)}
+
+
+def plot_gradient_flow(flows: dict[str, GradientFlow], out: Path, unit: str = "letter",
+                       colours: dict[str, str] | None = None) -> Path:
+    """‖∂loss/∂x_t‖ against the distance from the sequence's end, one line per model, log y: on
+    the left as measured, on the right as a share of each model's gradient at distance 0 (the
+    models' scales differ; the share is what vanishes or not)."""
+    if not flows:
+        raise PoetgenError("plot_gradient_flow needs at least one model")
+    colours = colours or colours_of(list(flows))
+    fig = _figure(12, 4.6)
+    left, right = fig.subplots(1, 2)
+    for label, flow in flows.items():
+        for ax, ys in ((left, flow.mean_norm), (right, flow.relative())):
+            pairs = [(d, y) for d, y in zip(flow.distances, ys, strict=True) if _finite(y) and y > 0]
+            ax.plot([d for d, _ in pairs], [y for _, y in pairs], "-", color=colours[label], marker="o",
+                    markersize=3, label=label)
+    for ax, ylabel, title in (
+        (left, "mean ‖∂loss/∂x_t‖", "gradient reaching each input"),
+        (right, "share of the gradient at distance 0", "the same, relative to the last input"),
+    ):
+        ax.set_yscale("log")
+        ax.set_xlabel(f"distance from the end ({unit}s back; 0 = the last {unit})")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize="small")
+    return _save(fig, out)
+
+
+def plot_accuracy_by_length(buckets: dict[str, list[LengthBucket]], out: Path,
+                            colours: dict[str, str] | None = None) -> Path:
+    """Grouped bars: accuracy per name-length bucket (x: letters, with each bucket's count), one
+    colour per model."""
+    if not buckets:
+        raise PoetgenError("plot_accuracy_by_length needs at least one model")
+    colours = colours or colours_of(list(buckets))
+    first = next(iter(buckets.values()))
+    fig = _figure(max(7.0, 1.3 * len(first) + 2), 4.6)
+    ax = fig.subplots()
+    width = 0.8 / len(buckets)
+    for i, (label, rows) in enumerate(buckets.items()):
+        xs = [j + (i - (len(buckets) - 1) / 2) * width for j in range(len(rows))]
+        ax.bar(xs, [b.accuracy if b.count else 0 for b in rows], width, color=colours[label], label=label)
+    ax.set_xticks(range(len(first)), [f"{b.label}\n({b.count} names)" for b in first])
+    ax.set_xlabel("name length (letters)")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1)
+    ax.set_title("accuracy by name length (validation split)")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize="small", loc="upper left")
+    return _save(fig, out)
+
+
+def plot_forget_gates(values: dict[str, Sequence[float]], summaries: dict[str, GateSummary], out: Path,
+                      colours: dict[str, str] | None = None) -> Path:
+    """Left: the distribution of forget-gate activations σ(f_t) per LSTM (share of values per bin);
+    right: their mean, the share above 0.9 (memory kept) and below 0.1 (memory wiped)."""
+    import numpy as np
+
+    if not values:
+        raise PoetgenError("plot_forget_gates needs at least one LSTM")
+    colours = colours or colours_of(list(values))
+    fig = _figure(12, 4.6)
+    left, right = fig.subplots(1, 2)
+    edges = np.linspace(0, 1, 41)
+    for label, gates in values.items():
+        counts, _ = np.histogram(np.asarray(gates, dtype=float), bins=edges)
+        left.stairs(counts / max(counts.sum(), 1), edges, color=colours[label], linewidth=1.6, label=label)
+    left.set_xlabel("forget gate σ(f_t) (1: keep the cell state, 0: wipe it)")
+    left.set_ylabel("share of gate values")
+    left.set_title("forget-gate activations over validation inputs")
+    left.grid(alpha=0.3)
+    left.legend(fontsize="small")
+    names = ("mean", "share > 0.9", "share < 0.1")
+    width = 0.8 / len(summaries)
+    for i, (label, s) in enumerate(summaries.items()):
+        xs = [j + (i - (len(summaries) - 1) / 2) * width for j in range(len(names))]
+        bars = right.bar(xs, [s.mean, s.above, s.below], width, color=colours[label], label=label)
+        right.bar_label(bars, fmt="%.2f", fontsize=8)
+    right.set_xticks(range(len(names)), names)
+    right.set_ylim(0, 1.05)
+    right.set_title("summary")
+    right.grid(alpha=0.3, axis="y")
+    right.legend(fontsize="small")
     return _save(fig, out)

@@ -5,7 +5,8 @@ For each run: the network as ``print(model)`` shows it, its parameter count, the
 the loss (and accuracy / macro-F1) curves; for a classifier the test-set scores, a per-language
 precision/recall table, the confusion matrix and top-3 predictions for Dovesky, Jackson, Hou ...;
 for a names generator sample names per language marked new / in the training data; for a poem
-model a few sample poems. With several runs, a comparison table and the curves overlaid come first.
+model a few sample poems. Runs of one kind are compared first (a table and the curves overlaid),
+then the evidence section (``findings``: gradient flow, accuracy by name length, forget gates).
 
 The report is built as a list of blocks (heading, paragraph, code, table, image) rendered twice,
 once as Markdown and once as HTML, so the two files always say the same thing.
@@ -149,10 +150,9 @@ def check_run(run: Path) -> Path:
 
 def _labels(runs: list[Path]) -> list[str]:
     """Folder names, made longer (parent/name, then a number) only where two would clash."""
-    labels = [r.name or str(r) for r in runs]
-    for i, r in enumerate(runs):
-        if labels.count(labels[i]) > 1:
-            labels[i] = f"{r.parent.name}/{r.name}"
+    names = [r.name or str(r) for r in runs]
+    labels = [f"{r.parent.name}/{r.name}" if names.count(name) > 1 else name for r, name in zip(runs, names,
+                                                                                              strict=True)]
     seen: dict[str, int] = {}
     for i, label in enumerate(labels):
         seen[label] = seen.get(label, 0) + 1
@@ -280,12 +280,13 @@ def _poem_blocks(ck, sampling_seed: int = 0) -> list[Block]:
 
 
 def run_section(run: Path, label: str, out: Path, *, data_dir=None, samples: bool = True
-                ) -> tuple[list[Block], dict | None]:
-    """The blocks of one run, and its comparison row (None when the test set was unavailable)."""
+                ) -> tuple[list[Block], dict | None, str]:
+    """The blocks of one run, its comparison row (None when the test set was unavailable) and its
+    kind (``Checkpoint.kind``: classify, names or poems)."""
     from poetgen.checkpoint import load_checkpoint
     from poetgen.evaluate import evaluate_split
     from poetgen.lab.compare import run_row
-    from poetgen.lab.plots import plot_curves, read_metrics
+    from poetgen.lab.plots import plot_curves, read_metrics, read_train_log
     from poetgen.model import count_parameters
 
     ck = load_checkpoint(run)
@@ -313,7 +314,8 @@ def run_section(run: Path, label: str, out: Path, *, data_dir=None, samples: boo
             facts += [["final validation accuracy", _pct(last["val_accuracy"])],
                       ["final validation macro-F1", _pct(last.get("val_macro_f1", float("nan")))]]
         blocks.append(Table(["after training", "value"], facts))
-        png = plot_curves(records, out / f"{slug}-curves.png", title=f"{label}: training curves")
+        png = plot_curves(records, out / f"{slug}-curves.png", title=f"{label}: training curves",
+                          train_log=read_train_log(run))
         blocks.append(Image(png, f"training curves of {label}"))
     else:
         blocks.append(Para("No evaluations recorded yet: no curves."))
@@ -333,17 +335,44 @@ def run_section(run: Path, label: str, out: Path, *, data_dir=None, samples: boo
     elif samples and ck.kind == "poems":
         blocks += _poem_blocks(ck)
     row = run_row(run, label, data_dir, evaluation) if evaluation is not None and records else None
-    return blocks, row
+    return blocks, row, ck.kind
 
 
-def write_report(runs: list[Path], out: Path, *, data_dir: Path | str | None = None, samples: bool = True) -> Path:
-    """Write ``out/report.md`` (figures as PNG files beside it) and ``out/report.html`` (one file).
+KINDS = {"classify": "names classifiers", "names": "names generators", "poems": "poem language models"}
 
-    Returns the path of ``report.md``; ``report.html`` lies beside it.
-    """
-    from poetgen import __version__
+
+def comparison_blocks(labels: list[str], runs: list[Path], rows: list[dict], png: Path, kind: str) -> list[Block]:
+    """A comparison table and the overlaid curves of runs of one kind (a classifier's curves do
+    not belong on a language model's axes)."""
     from poetgen.lab.compare import table_of
     from poetgen.lab.plots import plot_compare
+
+    blocks: list[Block] = [Heading(2, f"Comparison of the {KINDS[kind]}")]
+    if rows:
+        headers, cells = table_of(rows)
+        blocks.append(Table(headers, cells))
+    steps = {r["steps"] for r in rows}
+    blocks.append(Para(
+        (f"All runs trained for {steps.pop()} steps. " if len(steps) == 1 else
+         "The runs trained for different numbers of steps: compare them with care. ")
+        + "Scores are of each run's best checkpoint (lowest validation loss) on the test split. "
+        "Hand-written cells (`custom`) loop over time steps in Python, so their steps cost more: "
+        "read the wall-time and ms/step columns for the price. ms/step is the median step time when the "
+        "runs came from `poetgen compare` (evaluations excluded), else wall time / steps."))
+    plot_compare(dict(zip(labels, runs, strict=True)), png)
+    return [*blocks, Image(png, f"loss and accuracy curves of the {KINDS[kind]}, overlaid")]
+
+
+def write_report(runs: list[Path], out: Path, *, data_dir: Path | str | None = None, samples: bool = True,
+                 evidence: bool = True, preface: list[Block] | None = None) -> Path:
+    """Write ``out/report.md`` (figures as PNG files beside it) and ``out/report.html`` (one file).
+
+    Runs of one kind (classifiers, names generators, poem models) are compared with each other;
+    ``evidence`` adds the section that measures why the LSTM beats the RNN (``lab.findings``);
+    ``preface`` blocks come right after the title. Returns the path of ``report.md``;
+    ``report.html`` lies beside it.
+    """
+    from poetgen import __version__
 
     runs = [check_run(r) for r in runs]
     if not runs:
@@ -356,33 +385,27 @@ def write_report(runs: list[Path], out: Path, *, data_dir: Path | str | None = N
     except OSError as e:
         raise PoetgenError(f"cannot create {out}: {e.strerror or e}", code=1) from None
     labels = _labels(runs)
-    sections, rows = [], []
+    sections: list[Block] = []
+    groups: dict[str, list[tuple[str, Path, dict | None]]] = {}
     for run, label in zip(runs, labels, strict=True):
-        blocks, row = run_section(run, label, out, data_dir=data_dir, samples=samples)
+        blocks, row, kind = run_section(run, label, out, data_dir=data_dir, samples=samples)
         sections += blocks
-        if row is not None:
-            rows.append(row)
+        groups.setdefault(kind, []).append((label, run, row))
 
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     title = "poetgen training report"
     blocks: list[Block] = [Heading(1, title),
                            Para(f"Generated {stamp} by poetgen {__version__} from {len(runs)} run(s): "
-                                + ", ".join(f"`{r}`" for r in runs) + ".")]
-    if len(runs) > 1:
-        blocks.append(Heading(2, "Comparison"))
-        if rows:
-            headers, cells = table_of(rows)
-            blocks.append(Table(headers, cells))
-        steps = {r["steps"] for r in rows}
-        blocks.append(Para(
-            (f"All runs trained for {steps.pop()} steps. " if len(steps) == 1 else
-             "The runs trained for different numbers of steps: compare them with care. ")
-            + "Scores are of each run's best checkpoint (lowest validation loss) on the test split. "
-            "Hand-written cells (`custom`) loop over time steps in Python, so their steps cost more: "
-            "read the wall-time and ms/step columns for the price. ms/step is the median step time when the "
-            "runs came from `poetgen compare` (evaluations excluded), else wall time / steps."))
-        png = plot_compare(dict(zip(labels, runs, strict=True)), out / "compare.png")
-        blocks.append(Image(png, "loss and accuracy curves of all runs, overlaid"))
+                                + ", ".join(f"`{r}`" for r in runs) + "."), *(preface or [])]
+    compared = {kind: members for kind, members in groups.items() if len(members) > 1}
+    for kind, members in compared.items():
+        png = out / ("compare.png" if len(compared) == 1 else f"compare-{kind}.png")
+        blocks += comparison_blocks([m[0] for m in members], [m[1] for m in members],
+                                    [m[2] for m in members if m[2] is not None], png, kind)
+    if evidence:
+        from poetgen.lab.findings import evidence_section
+
+        blocks += evidence_section(list(zip(labels, runs, strict=True)), out, data_dir=data_dir)
     blocks += sections
     md = out / "report.md"
     try:
@@ -391,4 +414,3 @@ def write_report(runs: list[Path], out: Path, *, data_dir: Path | str | None = N
     except OSError as e:
         raise PoetgenError(f"cannot write the report in {out}: {e.strerror or e}", code=1) from None
     return md
-
