@@ -131,6 +131,20 @@ def _panel(ax, records: list[dict], series: tuple[tuple[str, str, str], ...], ti
     return ax
 
 
+def _clip_spikes(ax, validation: list[float], training: list[float]) -> None:
+    """Cap the loss axis where a few training points spike far above the rest (a logged window of
+    one or two steps, on a busy machine): above every validation point and 95% of the training
+    points, so the curves keep the height of the figure."""
+    import numpy as np
+
+    finite = [v for v in training if math.isfinite(v)]
+    if not finite or not validation:
+        return
+    top = 1.1 * max(max(validation), float(np.percentile(finite, 95)))
+    if max(finite) > top:
+        ax.set_ylim(top=top)
+
+
 def plot_curves(records: list[dict], out: Path, title: str = "", train_log: list[dict] | None = None) -> Path:
     """Loss (train and validation) against step; a second panel with accuracy and macro-F1 when
     the run is a classifier."""
@@ -160,6 +174,8 @@ def plot_curves(records: list[dict], out: Path, title: str = "", train_log: list
             xs, ys = _series(dense, "train_objective")
             ax.plot(xs, ys, ":", alpha=0.8, linewidth=1.2, label=objective, zorder=1)
         ax.legend(loc="best")
+    training = [y for key in ("train_loss", "train_objective") for y in _series(dense or records, key)[1]]
+    _clip_spikes(ax, _series(records, "val_loss")[1], training)
     if classifier:
         acc = _panel(axes[1], records, (("val_accuracy", "accuracy", "-"), ("val_macro_f1", "macro-F1", "--")),
                      "validation accuracy and macro-F1", "validation score", legend="lower right")
@@ -187,11 +203,14 @@ def plot_compare(runs: dict[str, Path], out: Path) -> Path:
     fig = _figure(12, 4.6)
     left, right = fig.subplots(1, 2)
     colours = [f"C{i % 10}" for i in range(len(data))]
+    validation, training = [], []
     for (label, records), colour in zip(data.items(), colours, strict=True):
         xs, ys = _series(records, "val_loss")
         left.plot(xs, ys, "-", color=colour, marker="o", markersize=3, label=f"{label} val")
+        validation += ys
         xs, ys = _series(read_train_log(runs[label]) or records, "train_loss")  # the dense curve where logged
         left.plot(xs, ys, "--", color=colour, alpha=0.6, linewidth=1, label=f"{label} train")
+        training += ys
         if classifier:
             xs, ys = _series(records, "val_accuracy")
             right.plot(xs, ys, "-", color=colour, marker="o", markersize=3, label=label)
@@ -199,6 +218,7 @@ def plot_compare(runs: dict[str, Path], out: Path) -> Path:
             timed = [r for r in records if _finite(r.get("wall_s")) and _finite(r.get("val_loss"))]
             right.plot([r["wall_s"] for r in timed], [r["val_loss"] for r in timed], "-", color=colour,
                        marker="o", markersize=3, label=label)
+    _clip_spikes(left, validation, training)
     left.set_xlabel("step")
     left.set_ylabel("loss")
     left.set_title("loss (solid: validation, dashed: training)")
