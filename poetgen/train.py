@@ -351,7 +351,11 @@ class Trainer:
         during the run's last step: then the run completes as usual.
         """
         cfg, st = self.cfg, self.state
-        first_step, first_elapsed, sliced = st.step, st.elapsed, False
+        first_step, sliced = st.step, False
+        # A time slice ends at the next multiple of slice_seconds, not slice_seconds after this
+        # call: a step's overshoot past one boundary is not carried into the next turn, so a time
+        # budget in N slices gives N turns (N curve points) however loaded the machine.
+        slice_end = (math.floor(st.elapsed / slice_seconds + 1e-9) + 1) * slice_seconds if slice_seconds else math.inf
         # The dense training curve: a point every ~1% of the run (of the time budget, if that ends it).
         log_interval = cfg.max_time / LOG_POINTS if cfg.max_time and not cfg.max_steps else math.inf
         next_log = (math.floor(st.elapsed / log_interval) + 1) * log_interval
@@ -396,7 +400,7 @@ class Trainer:
                     out_of_time = bool(cfg.max_time) and st.elapsed >= cfg.max_time
                     out_of_steps = bool(cfg.max_steps) and st.step >= cfg.max_steps
                     slice_over = ((bool(slice_steps) and st.step - first_step >= slice_steps) or
-                                  (bool(slice_seconds) and st.elapsed - first_elapsed >= slice_seconds))
+                                  (bool(slice_seconds) and st.elapsed >= slice_end))
                     due = st.elapsed >= next_timed_eval if timed else st.step % self.eval_every == 0
                     if due or out_of_time or out_of_steps or end_of_epoch or slice_over:
                         self.record = self._eval_and_save(

@@ -308,7 +308,9 @@ def test_lab_command_refuses_bad_input_in_one_line(tmp_path, args, message):
 @pytest.mark.slow
 def test_lab_command_writes_the_whole_report(data, tmp_path):
     env = {**os.environ, "COLUMNS": "120"}
-    result = subprocess.run([sys.executable, "-m", "poetgen", "lab", "--seconds", "4", "--data-dir", str(data),
+    # 30 s: each classifier's 20 turns are ~0.17 s of its own training, several steps even on a busy
+    # machine (at 4 s a turn was shorter than one loaded step, and a curve could end with 11 points).
+    result = subprocess.run([sys.executable, "-m", "poetgen", "lab", "--seconds", "30", "--data-dir", str(data),
                              "--out", str(tmp_path / "lab")], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr and "report" in result.stdout
