@@ -74,6 +74,17 @@ def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
         raise
 
 
+def input_file(path: Path | str) -> Path:
+    """``path`` if it can be read as a text file: refused with what it is when it is missing or a
+    folder. Devices and pipes (``/dev/null``, ``<(command)``) are read like files."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise PoetgenError(f"{path} is a folder, not a text file")
+    if not path.exists():
+        raise PoetgenError(f"{path} does not exist")
+    return path
+
+
 def read_text(path: Path) -> str:
     """A UTF-8 text file's contents. A file that is not UTF-8 (or holds NUL bytes) is bad input
     (exit 2, naming the byte); a file that cannot be read is an environment failure (exit 1)."""

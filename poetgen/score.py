@@ -46,6 +46,7 @@ from typing import BinaryIO
 import torch
 from torch import nn
 
+from poetgen import paths
 from poetgen.checkpoint import Checkpoint
 from poetgen.data import pad
 from poetgen.errors import PoetgenError, unknown
@@ -119,17 +120,6 @@ def summarize(scores: Iterable[LineScore]) -> dict:
 # Reading input
 
 
-def input_file(path: Path | str) -> Path:
-    """``path`` if it can be read as a text file: refused with what it is when it is missing or a
-    folder. Devices and pipes (``/dev/null``, ``<(command)``) are read like files."""
-    path = Path(path).expanduser()
-    if path.is_dir():
-        raise PoetgenError(f"{path} is a folder, not a text file")
-    if not path.exists():
-        raise PoetgenError(f"{path} does not exist")
-    return path
-
-
 def read_lines(source: Path | str | BinaryIO | None, name: str | None = None) -> Iterator[str]:
     """Lines of a UTF-8 file (path) or binary stream (``name``: what to call it, e.g. "stdin"),
     decoded strictly, one at a time.
@@ -140,7 +130,7 @@ def read_lines(source: Path | str | BinaryIO | None, name: str | None = None) ->
     if source is None:
         raise PoetgenError(f"{name or 'the input'} is closed: pipe text in, or give a file")
     if isinstance(source, (str, Path)):
-        path = input_file(source)
+        path = paths.input_file(source)
         try:
             with path.open("rb") as fh:
                 yield from read_lines(fh, str(path))

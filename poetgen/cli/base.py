@@ -214,12 +214,13 @@ def _not_utf8(name: str, value: Any) -> PoetgenError:
     text = value if isinstance(value, str) else next(v for v in value if _has_surrogates(v))
     try:
         os.fsencode(str(text)).decode("utf-8")
+        utf8_locale = sys.getfilesystemencoding().lower().replace("-", "") == "utf8"
     except UnicodeDecodeError:
+        utf8_locale = True  # the bytes themselves are not UTF-8: the locale is not to blame
+    if utf8_locale:
         return PoetgenError(f"the {what} given is not valid UTF-8 text")
-    if sys.getfilesystemencoding().lower().replace("-", "") != "utf8":
-        return PoetgenError(f"the {what} given is UTF-8 text, but the locale's encoding is "
-                            f"{sys.getfilesystemencoding()}: use a UTF-8 locale (LANG=C.UTF-8) or set PYTHONUTF8=1")
-    return PoetgenError(f"the {what} given is not valid UTF-8 text")
+    return PoetgenError(f"the {what} given is UTF-8 text, but the locale's encoding is "
+                        f"{sys.getfilesystemencoding()}: use a UTF-8 locale (LANG=C.UTF-8) or set PYTHONUTF8=1")
 
 
 def handled(fn: F) -> F:

@@ -114,7 +114,8 @@ def classify(
 def _name_source(args: list[str], file: Path | None) -> Iterator[str]:
     """The names to classify, one per line of a file or stdin (read strictly as UTF-8, alike), or
     the arguments."""
-    from poetgen.score import input_file, read_lines
+    from poetgen.paths import input_file
+    from poetgen.score import read_lines
 
     if file is not None and args:
         raise PoetgenError("give names as arguments or with --file, not both")

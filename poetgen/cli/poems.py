@@ -168,7 +168,8 @@ def score(
 ) -> None:
     """Per-character NLL (nats), perplexity and bits per character of each line, and in total."""
     from poetgen.render import key_values
-    from poetgen.score import input_file, read_lines, score_lines, summarize
+    from poetgen.paths import input_file
+    from poetgen.score import read_lines, score_lines, summarize
 
     if not source.strip():
         raise PoetgenError("give a text file to score, or '-' to read standard input")
