@@ -167,8 +167,8 @@ def score(
     as_json: Json = False,
 ) -> None:
     """Per-character NLL (nats), perplexity and bits per character of each line, and in total."""
-    from poetgen.render import key_values
     from poetgen.paths import input_file
+    from poetgen.render import key_values
     from poetgen.score import read_lines, score_lines, summarize
 
     if not source.strip():
