@@ -24,6 +24,13 @@ Themes (``--theme-sets`` random keyword sets, 25% per form by default 100 in all
 of one or two characters cut from training-split lines; the share of poems holding every keyword,
 and the form / rhyme / 平仄 rates of those poems.
 
+Fluency (``--fluency-samples`` poems per form, default 200, written from scratch at the default
+settings): a judge independent of the model, ``poetgen.poems.fluency.FluencyJudge`` (an
+interpolated Kneser–Ney character trigram fitted here on the Tang 古体 poems, which the poem model
+never trains on), gives its perplexity per character of the generated poems and of the real
+test-split poems of the form; beside it distinct-2, copied lines and poems/s, for each
+``--candidates`` value given (default 1 and the library's default), in the same run.
+
 Then the held-out perplexity per token (``<eos>`` included) of the model on the test split, and of
 an interpolated character bigram fitted on the training split (λ tuned on the validation split),
 over the same tokens, in the same run.
@@ -40,9 +47,18 @@ from dataclasses import replace
 import torch
 
 from poetgen.checkpoint import load_for
-from poetgen.poems.evaluate import bigram_perplexity, evaluate_poems, evaluation_corpus, heldout_perplexity
-from poetgen.poems.text import FORMS
-from poetgen.poems.write import write_poems
+from poetgen.corpora import load_corpus
+from poetgen.poems.evaluate import (
+    bigram_perplexity,
+    evaluate_poems,
+    evaluation_corpus,
+    heldout_perplexity,
+    poem_stats,
+)
+from poetgen.poems.fluency import FluencyJudge
+from poetgen.poems.plan import model_script
+from poetgen.poems.text import FORMS, OTHER
+from poetgen.poems.write import DEFAULT_CANDIDATES, write_poems
 from poetgen.sample import Sampling
 
 
@@ -57,6 +73,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--forms", nargs="*", default=list(FORMS))
     parser.add_argument("--theme-sets", type=int, default=100, help="random theme keyword sets (0: skip)")
+    parser.add_argument("--fluency-samples", type=int, default=200, help="poems per form for the judge (0: skip)")
+    parser.add_argument("--candidates", type=int, nargs="*", default=None,
+                        help="candidates per poem to compare under the judge (default: 1 and the library's default)")
+    parser.add_argument("--skip-table", action="store_true", help="skip the prefix/acrostic table")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -79,7 +99,7 @@ def main() -> None:
     print()
     print(header)
     print("-" * len(header))
-    for prompts in ("prefix", "acrostic"):
+    for prompts in () if args.skip_table else ("prefix", "acrostic"):
         result = evaluate_poems(ck, samples=args.samples, forms=args.forms, prompts=prompts, seed=args.seed,
                                 real_texts=real, sampling=sampling, rhyme_scheme=args.scheme)
         for form in args.forms:
@@ -91,6 +111,10 @@ def main() -> None:
     if args.theme_sets:
         print()
         themes(ck, corpus.split("train"), args.forms, args.theme_sets, sampling)
+    if args.fluency_samples:
+        print()
+        ks = args.candidates or sorted({1, DEFAULT_CANDIDATES})
+        fluency(ck, args.data_dir, real, args.forms, args.fluency_samples, ks, args.seed)
     print()
     start = time.perf_counter()
     model_ppl = heldout_perplexity(ck, test)
@@ -98,6 +122,39 @@ def main() -> None:
     print(f"held-out perplexity on the test split ({len(test)} poems): model {model_ppl:.1f}, "
           f"interpolated character bigram {bigram_ppl:.1f} (model / bigram = {model_ppl / bigram_ppl:.2f}; "
           f"{time.perf_counter() - start:.1f}s)")
+
+
+def fluency(ck, data_dir, real: dict[str, list[str]], forms: list[str], samples: int, ks: list[int],
+            seed: int) -> None:
+    """The judge's perplexity of generated poems (each K in ``ks``) against real ones, per form."""
+    start = time.perf_counter()
+    other = load_corpus("tang", data_dir, script=model_script(ck) or "simplified", forms=[OTHER])
+    judge = FluencyJudge(s.text for s in other.samples)
+    print(f"fluency judge: character trigram (interpolated Kneser-Ney) on {len(other.samples):,} Tang 古体 poems "
+          f"(no poem model trains on them), fitted in {time.perf_counter() - start:.1f}s; {samples} poems per form "
+          f"from scratch at the default settings; judge perplexity per character (lower = more fluent)")
+    cols = "".join(f" {'K=' + str(k) + ' ppl':>9} {'dist-2':>6} {'copied%':>7} {'poems/s':>7}" for k in ks)
+    print(f"{'form':<6} {'real ppl':>8} {'real dist-2':>11}{cols}")
+    for form in forms:
+        cells = []
+        for k in ks:
+            poems, elapsed = [], 0.0
+            write_poems(ck, form=form, n=2, candidates=k, sampling=Sampling(seed=seed))  # warm-up
+            for first in range(0, samples, CHUNK):
+                n = min(CHUNK, samples - first)
+                t0 = time.perf_counter()
+                poems += write_poems(ck, form=form, n=n, candidates=k, sampling=Sampling(seed=seed + first))
+                elapsed += time.perf_counter() - t0
+            texts = [p.text for p in poems]
+            stats = poem_stats(texts, form, ck=ck)
+            cells.append(f" {judge.perplexity(texts):>9.1f} {stats['distinct2']:>6.3f} "
+                         f"{pct(stats['copied_lines']):>7} {len(poems) / elapsed:>7.1f}")
+        label = form + " " * (6 - 2 * len(form))
+        real_stats = poem_stats(real[form], form)
+        print(f"{label} {judge.perplexity(real[form]):>8.1f} {real_stats['distinct2']:>11.3f}{''.join(cells)}")
+
+
+CHUNK = 100  # poems per write_poems call in the fluency rows (n × candidates stays within MAX_POEMS)
 
 
 def themes(ck, train, forms: list[str], sets: int, sampling: Sampling) -> None:

@@ -13,7 +13,7 @@ import json
 import os
 import platform
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -39,6 +39,11 @@ class Checkpoint:
     meta: dict
     path: Path
     seen: frozenset[int] = frozenset()
+    styles: list[list] = field(default_factory=list)  # [[poet, training poems], ...], "any" first
+
+    @property
+    def style_names(self) -> list[str]:
+        return [name for name, _ in self.styles]
 
     def has_seen(self, text: str) -> bool:
         """Was ``text`` a line (poems) or a name (names) of the training data?"""
@@ -132,7 +137,7 @@ def read_header(path: Path) -> tuple[dict, dict[str, Tensor]]:
 
 
 # The metadata's parts and their JSON types: code downstream reads them without asking again.
-META_SHAPE = {"config": dict, "tokenizer": dict, "categories": list, "corpus": dict, "train": dict,
+META_SHAPE = {"config": dict, "tokenizer": dict, "categories": list, "styles": list, "corpus": dict, "train": dict,
               "state": dict, "metrics": dict, "calibration": dict, "optimizer_groups": list}
 
 
@@ -144,6 +149,9 @@ def _check_meta_shape(meta: dict, path: Path) -> None:
                                f"not {type(meta[key]).__name__})")
     if not all(isinstance(c, str) for c in meta.get("categories") or []):
         raise PoetgenError(f"{path}: damaged checkpoint metadata (category labels must be strings)")
+    if not all(isinstance(row, list) and len(row) == 2 and isinstance(row[0], str) and isinstance(row[1], int)
+               for row in meta.get("styles") or []):
+        raise PoetgenError(f"{path}: damaged checkpoint metadata (styles must be [poet, poems] pairs)")
 
 
 def load_checkpoint(path: Path | str, device: str | torch.device = "cpu") -> Checkpoint:
@@ -157,7 +165,7 @@ def load_checkpoint(path: Path | str, device: str | torch.device = "cpu") -> Che
     restore_weights(model, tensors, path)
     model.to(device).eval()
     seen_set = frozenset(seen.tolist()) if seen is not None else frozenset()
-    return Checkpoint(model, config, tokenizer, categories, meta, path, seen_set)
+    return Checkpoint(model, config, tokenizer, categories, meta, path, seen_set, list(meta.get("styles") or []))
 
 
 def _parts(meta: dict, path: Path) -> tuple[ModelConfig, Tokenizer, list[str]]:
@@ -179,6 +187,8 @@ def _parts(meta: dict, path: Path) -> tuple[ModelConfig, Tokenizer, list[str]]:
         raise PoetgenError(f"{path}: vocabulary has {len(tokenizer)} tokens but the model expects {config.vocab_size}")
     if len(categories) != config.num_categories:
         raise PoetgenError(f"{path}: {len(categories)} category labels but the model has {config.num_categories}")
+    if len(meta.get("styles") or []) != config.num_styles:
+        raise PoetgenError(f"{path}: {len(meta.get('styles') or [])} styles but the model has {config.num_styles}")
     return config, tokenizer, categories
 
 

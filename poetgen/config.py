@@ -43,6 +43,7 @@ class TrainConfig:
     max_len: int = 0  # truncate samples to this many tokens (0: no limit)
     augment: bool = False  # names: add spelling variants to the training names (names/augment.py)
     conditional: bool = True  # lm: feed the category (form / language) at every step
+    styles: int = 0  # poems: condition on the corpus's N most prolific poets too (0 = no poets)
     model: ModelConfig = field(default_factory=ModelConfig)
     epochs: int = 10
     max_steps: int = 0  # 0: run the epochs
@@ -94,6 +95,7 @@ class TrainConfig:
             (self.min_freq >= 1 and self.max_vocab >= 0 and self.max_len >= 0 and self.threads >= 0,
              "min_freq must be >= 1 and max_vocab, max_len, threads >= 0"),
             (self.threads <= max_threads(), f"threads must be at most {max_threads()} (4 per core)"),
+            (0 <= self.styles <= 200, "--styles must be a number of poets from 0 to 200"),
         ]
         for ok, message in checks:
             if not ok:
@@ -132,7 +134,7 @@ def preset(corpus: str, task: str) -> TrainConfig:
     # Poems: adaptive softmax makes the ~7k-character output layer cheap on a CPU.
     model = ModelConfig(model="lstm", embed=192, hidden=384, layers=2, dropout=0.2, adaptive=True)
     return TrainConfig(corpus=corpus, task=task, model=model, epochs=12, batch_size=64, lr=2e-3,
-                       warmup=200)
+                       warmup=200, styles=24 if corpus == "tang" else 0)
 
 
 # Settings that may change when a run is resumed; everything else must match.

@@ -26,6 +26,7 @@ CORPORA = ("tang", "songci", "names")
 SCRIPTS = ("simplified", "traditional")
 SPLITS = ("train", "val", "test")
 PREPARED_VERSION = 1  # bump when cleaning rules change so stale caches are rebuilt
+CACHE_LAYOUT = 2  # bump when a Sample gains a field (2: poets); the texts and splits stay the same
 
 # ---------------------------------------------------------------------------------------------
 # Samples and corpora
@@ -36,6 +37,7 @@ class Sample:
     text: str
     category: str | None = None  # poem form for poems, language for names
     split: str = "train"
+    author: str | None = None  # the poet, for poems
 
 
 @dataclass
@@ -117,7 +119,7 @@ def _cached(name: str, script: str, fingerprint: str, files: list[Path]) -> list
 @lru_cache(maxsize=8)
 def _cached_tuple(name: str, script: str, fingerprint: str, files: tuple[Path, ...]) -> tuple[Sample, ...]:
     tag = script if name != "names" else "all"
-    cache = paths.cache_dir() / "prepared" / f"{name}-{tag}-{fingerprint}.jsonl"
+    cache = paths.cache_dir() / "prepared" / f"{name}-{tag}-{fingerprint}-l{CACHE_LAYOUT}.jsonl"
     if cache.exists():
         try:
             with cache.open(encoding="utf-8") as fh:
@@ -214,8 +216,17 @@ def _prepare_poems(name: str, files: list[Path], script: str) -> list[Sample]:
             # 床 to 牀 and the like). Song ci are simplified in the archive, so they are converted.
             out = simplified if script == "simplified" else text if name == "tang" else to_script(text, script)
             category = poem_form(out) if name == "tang" else (item.get("rhythmic") or OTHER)
-            samples.append(Sample(out, category, _hash_split(simplified)))
+            samples.append(Sample(out, category, _hash_split(simplified), _author(item, name, script)))
     return samples
+
+
+def _author(item: dict, name: str, script: str) -> str | None:
+    author = item.get("author")
+    if not isinstance(author, str) or not author.strip():
+        return None
+    author = author.strip()
+    # Tang names are traditional in the archive, Song names simplified: bring both to the script.
+    return to_script(author, script) if (name == "tang") == (script == "simplified") else author
 
 
 def _read_json(path: Path) -> list[dict]:

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from poetgen.corpora import Sample
+from poetgen.poems.styles import style_of
 from poetgen.vocab import BOS, EOS, PAD, Tokenizer
 
 
@@ -20,18 +21,24 @@ from poetgen.vocab import BOS, EOS, PAD, Tokenizer
 class Example:
     ids: list[int]
     category: int  # conditioning category (lm) or label (classify); 0 when unconditional
+    style: int = 0  # poet style (poems/styles.py); 0 = any, and for models without styles
 
 
-def encode(samples: list[Sample], tokenizer: Tokenizer, categories: list[str], max_len: int = 0) -> list[Example]:
-    """Token ids per sample; ``max_len`` > 0 truncates long samples (poems of hundreds of lines)."""
+def encode(samples: list[Sample], tokenizer: Tokenizer, categories: list[str], max_len: int = 0,
+           styles: list[str] | None = None) -> list[Example]:
+    """Token ids per sample; ``max_len`` > 0 truncates long samples (poems of hundreds of lines).
+
+    ``styles``: a styled model's poet names (index 0 = any), each poem labelled by ``style_of``."""
     index = {c: i for i, c in enumerate(categories)}
+    poets = {name: i for i, name in enumerate(styles or []) if i}
     out = []
     for s in samples:
         ids = tokenizer.encode(s.text)
         if max_len:
             ids = ids[:max_len]
         if ids:
-            out.append(Example(ids, index.get(s.category, 0) if s.category is not None else 0))
+            category = index.get(s.category, 0) if s.category is not None else 0
+            out.append(Example(ids, category, style_of(s.text, s.author, poets) if poets else 0))
     return out
 
 
@@ -76,6 +83,7 @@ def collate_lm(examples: list[Example]) -> dict[str, Tensor]:
         "tokens": pad([[BOS, *e.ids] for e in examples]),
         "targets": pad([[*e.ids, EOS] for e in examples]),
         "category": torch.tensor([e.category for e in examples], dtype=torch.long),
+        "style": torch.tensor([e.style for e in examples], dtype=torch.long),
     }
 
 

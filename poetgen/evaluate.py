@@ -26,7 +26,8 @@ def lm_nll(model: nn.Module, examples: list[Example], batch_size: int = 128) -> 
     total, count = 0.0, 0
     for idx in batch_order([len(e.ids) for e in examples], batch_size, 0, 0, shuffle=False):
         batch = {k: v.to(device) for k, v in collate_lm([examples[i] for i in idx]).items()}
-        total += model(batch["tokens"], batch["targets"], _category(model, batch)).sum().item()
+        style = batch["style"] if model.cfg.num_styles else None
+        total += model(batch["tokens"], batch["targets"], _category(model, batch), style).sum().item()
         count += int((batch["targets"] != 0).sum())
     model.train(was_training)
     return total / max(count, 1), count

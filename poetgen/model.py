@@ -33,6 +33,8 @@ class ModelConfig:
     layers: int = 2
     dropout: float = 0.1
     category_embed: int = 32  # size of the category vector fed at every step (conditional lm)
+    num_styles: int = 0  # lm: poet styles (index 0 = any; 0 = a model without styles)
+    style_embed: int = 32  # size of the style vector fed at every step beside the category's
     tie: bool = False  # share input embedding and output weights (lm)
     adaptive: bool = False  # AdaptiveLogSoftmaxWithLoss output for large vocabularies (lm)
     cutoffs: list[int] = field(default_factory=list)  # adaptive softmax cluster edges
@@ -117,7 +119,9 @@ class LanguageModel(nn.Module):
         self.embed = nn.Embedding(cfg.vocab_size, cfg.embed, padding_idx=PAD)
         cat = cfg.category_embed if cfg.num_categories else 0
         self.category = nn.Embedding(cfg.num_categories, cat) if cat else None
-        self.rnn = recurrent(cfg, cfg.embed + cat)
+        sty = cfg.style_embed if cfg.num_styles else 0
+        self.style = nn.Embedding(cfg.num_styles, sty) if sty else None
+        self.rnn = recurrent(cfg, cfg.embed + cat + sty)
         self.drop = LockedDropout(cfg.dropout)
         out = cfg.hidden
         self.proj = None
@@ -133,15 +137,25 @@ class LanguageModel(nn.Module):
             if cfg.tie:
                 self.head.weight = self.embed.weight
 
-    def features(self, tokens: Tensor, category: Tensor | None = None, state=None):
-        """tokens (B, T) → hidden features (B, T, H) and the recurrent state."""
+    def inputs(self, tokens: Tensor, category: Tensor | None = None, style: Tensor | None = None) -> Tensor:
+        """What the recurrent layer reads before dropout: each token's embedding, with the
+        category's vector and the style's (``None``: any, index 0) beside it at every step."""
         x = self.embed(tokens)
+        steps = tokens.shape[1]
         if self.category is not None:
             if category is None:
                 raise PoetgenError("this model is conditional: give a category")
-            c = self.category(category)[:, None, :].expand(-1, tokens.shape[1], -1)
-            x = torch.cat([x, c], dim=-1)
-        h, state = self.rnn(self.drop(x), state)
+            x = torch.cat([x, self.category(category)[:, None, :].expand(-1, steps, -1)], dim=-1)
+        if self.style is not None:
+            if style is None:
+                style = torch.zeros(tokens.shape[0], dtype=torch.long, device=tokens.device)
+            x = torch.cat([x, self.style(style)[:, None, :].expand(-1, steps, -1)], dim=-1)
+        return x
+
+    def features(self, tokens: Tensor, category: Tensor | None = None, state=None, style: Tensor | None = None):
+        """tokens (B, T) → hidden features (B, T, H) and the recurrent state; ``style`` (B,) picks a
+        poet for a styled model (None: any)."""
+        h, state = self.rnn(self.drop(self.inputs(tokens, category, style)), state)
         h = self.drop(h)
         return (self.proj(h) if self.proj is not None else h), state
 
@@ -172,15 +186,17 @@ class LanguageModel(nn.Module):
             ])
         return torch.zeros(targets.shape, dtype=picked.dtype, device=h.device).masked_scatter(mask, picked)
 
-    def token_log_probs(self, tokens: Tensor, targets: Tensor, category: Tensor | None = None) -> Tensor:
-        """log p(targets[b, t] | tokens[b, :t+1], category[b]): (B, T), 0 at padding."""
-        h, _ = self.features(tokens, category)
+    def token_log_probs(self, tokens: Tensor, targets: Tensor, category: Tensor | None = None,
+                        style: Tensor | None = None) -> Tensor:
+        """log p(targets[b, t] | tokens[b, :t+1], category[b], style[b]): (B, T), 0 at padding."""
+        h, _ = self.features(tokens, category, style=style)
         return self.target_log_probs(h, targets)
 
-    def forward(self, tokens: Tensor, targets: Tensor, category: Tensor | None = None) -> Tensor:
+    def forward(self, tokens: Tensor, targets: Tensor, category: Tensor | None = None,
+                style: Tensor | None = None) -> Tensor:
         """Each sequence's negative log-likelihood, summed over its non-padding targets: (B,). The
         training loss is their sum (or, class-weighted, their weighted sum)."""
-        return -self.token_log_probs(tokens, targets, category).sum(1)
+        return -self.token_log_probs(tokens, targets, category, style).sum(1)
 
 
 def default_cutoffs(vocab_size: int) -> list[int]:

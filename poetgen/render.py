@@ -186,6 +186,20 @@ def confusion_table(labels: list[str], matrix: list[list[int]]) -> Table:
     return t
 
 
+def styles_table(rows: list[dict]) -> Table:
+    """The poets a model writes as (``write --style NAME``), with their training poems."""
+    table = Table(title="styles (write --style NAME)", box=box.SIMPLE)
+    table.add_column("style")
+    table.add_column("training poems", justify="right")
+    for row in rows:
+        table.add_row(row["style"], f"{row['poems']:,}")
+    return table
+
+
+def styles_plain(rows: list[dict]) -> str:
+    return "\n".join(f"{row['style']}\t{row['poems']}" for row in rows)
+
+
 def key_values(data: dict, title: str | None = None) -> Table:
     t = Table(title=title, box=box.SIMPLE_HEAD, show_header=False)
     t.add_column(style="bold")

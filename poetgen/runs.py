@@ -27,7 +27,7 @@ from poetgen.paths import atomic_path, check_writable
 RNG_KEY = "rng/torch"
 # Model settings a resume may not change: all but those that follow from the corpus. (Of the
 # training settings, only config.RESUMABLE may change: budgets, evaluation cadence, device.)
-DERIVED = ("vocab_size", "num_categories", "cutoffs")
+DERIVED = ("vocab_size", "num_categories", "num_styles", "cutoffs")
 
 
 @dataclass

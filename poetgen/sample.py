@@ -153,7 +153,8 @@ def advance(out: list[list[int]], done: Tensor, nxt: Tensor) -> Tensor:
 class Stepper:
     """Feeds tokens to a language model one step at a time and returns next-token log-probs."""
 
-    def __init__(self, ck: Checkpoint, batch: int, category: Tensor | None = None) -> None:
+    def __init__(self, ck: Checkpoint, batch: int, category: Tensor | None = None,
+                 style: Tensor | None = None) -> None:
         if ck.config.task != "lm":
             raise PoetgenError(f"{ck.path} is a classifier, not a language model")
         self.model = ck.model
@@ -161,6 +162,7 @@ class Stepper:
         self.category = category.to(self.device) if category is not None else None
         if ck.config.num_categories and self.category is None:
             self.category = torch.zeros(batch, dtype=torch.long, device=self.device)
+        self.style = style.to(self.device) if style is not None else None  # None: any
         self.state = None
         self.batch = batch
 
@@ -169,7 +171,7 @@ class Stepper:
         """tokens (B,) or (B, T) → log-probs (B, V) for the token after the last one fed."""
         if tokens.dim() == 1:
             tokens = tokens[:, None]
-        h, self.state = self.model.features(tokens.to(self.device), self.category, self.state)
+        h, self.state = self.model.features(tokens.to(self.device), self.category, self.state, self.style)
         return self.model.log_probs(h[:, -1])
 
     def subset(self, index: Tensor) -> Stepper:
@@ -178,6 +180,7 @@ class Stepper:
         sub = object.__new__(Stepper)
         sub.model, sub.device, sub.batch = self.model, self.device, len(index)
         sub.category = self.category.index_select(0, index) if self.category is not None else None
+        sub.style = self.style.index_select(0, index) if self.style is not None else None
         sub.state = _map_state(self.state, lambda s: s.index_select(1, index))
         return sub
 

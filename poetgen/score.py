@@ -171,12 +171,14 @@ class _Line:
 
 
 def score_lines(
-    ck: Checkpoint, lines: Iterable[str], *, batch_size: int = 256, category: str | None = None
+    ck: Checkpoint, lines: Iterable[str], *, batch_size: int = 256, category: str | None = None,
+    style: str | None = None,
 ) -> Iterator[LineScore]:
     """Score each non-blank line of ``lines`` (lazily, in input order); see the module docstring.
 
     ``category``: a category of a conditional model to use for every line, or ``MIXTURE``; None
-    picks per line (poem form from the text, else the mixture). Raises PoetgenError (code 2) at
+    picks per line (poem form from the text, else the mixture). ``style``: a poet of a styled poem
+    model to condition every line on (None: any; see ``poems.styles``). Raises PoetgenError (code 2) at
     once for a classifier checkpoint or a bad category, and while iterating for binary text or
     input with no non-blank line.
     """
@@ -187,17 +189,28 @@ def score_lines(
     if isinstance(lines, str):  # one string: its lines, not its characters
         lines = lines.splitlines()
     # Checkpoint and options are checked now; the input as it is read.
-    return _score(ck, lines, batch_size, _fixed_category(ck, category))
+    return _score(ck, lines, batch_size, _fixed_category(ck, category), _style_index(ck, style))
 
 
-def _score(ck: Checkpoint, lines: Iterable[str], batch_size: int, fixed: int | str | None) -> Iterator[LineScore]:
+def _style_index(ck: Checkpoint, style: str | None) -> int:
+    if style is None:
+        return 0
+    if not ck.styles:
+        raise PoetgenError(f"{ck.path} has no poet styles")
+    from poetgen.poems.styles import find_style
+
+    return find_style(style, ck.style_names)
+
+
+def _score(ck: Checkpoint, lines: Iterable[str], batch_size: int, fixed: int | str | None,
+           style: int = 0) -> Iterator[LineScore]:
     prepared = (_prepare(ck, number, raw, fixed) for number, raw in enumerate(lines, 1))
     nonblank = (p for p in prepared if p is not None)
     seen_any = False
     chunk_size = batch_size * CHUNK_BATCHES
     for chunk in iter(lambda: list(itertools.islice(nonblank, chunk_size)), []):
         seen_any = True
-        yield from _score_chunk(ck, chunk, batch_size)
+        yield from _score_chunk(ck, chunk, batch_size, style)
     if not seen_any:
         raise PoetgenError("nothing to score: the input has no non-empty lines")
 
@@ -279,7 +292,7 @@ def _detect_category(ck: Checkpoint, text: str) -> int | None:
     return ck.categories.index(form) if form in ck.categories else None
 
 
-def _score_chunk(ck: Checkpoint, chunk: list[_Line], batch_size: int) -> Iterator[LineScore]:
+def _score_chunk(ck: Checkpoint, chunk: list[_Line], batch_size: int, style: int = 0) -> Iterator[LineScore]:
     # One row per (line, category) the line is scored under: C rows for a mixture line.
     n_categories = len(ck.categories)
     rows: list[tuple[int, int | None]] = []
@@ -292,7 +305,7 @@ def _score_chunk(ck: Checkpoint, chunk: list[_Line], batch_size: int) -> Iterato
     log_probs = [0.0] * len(rows)
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
-        sums = _row_log_probs(ck.model, [chunk[rows[r][0]] for r in batch], [rows[r][1] for r in batch])
+        sums = _row_log_probs(ck.model, [chunk[rows[r][0]] for r in batch], [rows[r][1] for r in batch], style)
         for r, value in zip(batch, sums, strict=True):
             log_probs[r] = value
     per_line: list[list[float]] = [[] for _ in chunk]
@@ -310,7 +323,8 @@ def _score_chunk(ck: Checkpoint, chunk: list[_Line], batch_size: int) -> Iterato
 
 
 @torch.no_grad()
-def _row_log_probs(model: nn.Module, lines: list[_Line], categories: list[int | None]) -> list[float]:
+def _row_log_probs(model: nn.Module, lines: list[_Line], categories: list[int | None],
+                   style: int = 0) -> list[float]:
     """Summed log-probability of the scored targets of each line (rows may repeat a line)."""
     device = next(model.parameters()).device
     tokens = pad([[BOS, *line.ids[:-1]] for line in lines]).to(device)  # (B, T)
@@ -319,6 +333,7 @@ def _row_log_probs(model: nn.Module, lines: list[_Line], categories: list[int | 
     category = None
     if model.cfg.num_categories:
         category = torch.tensor([c or 0 for c in categories], dtype=torch.long, device=device)
+    styles = torch.full((len(lines),), style, dtype=torch.long, device=device) if style else None
     rows, steps = tokens.shape
     window = max(1, WINDOW_TOKENS // rows)
     totals = torch.zeros(rows, dtype=torch.float64, device=device)
@@ -326,6 +341,6 @@ def _row_log_probs(model: nn.Module, lines: list[_Line], categories: list[int | 
     for t0 in range(0, steps, window):
         # Right padding: every real step of a row comes before its padding, so carrying the state
         # across windows gives exactly the numbers of one pass over the whole width.
-        h, state = model.features(tokens[:, t0 : t0 + window], category, state)
+        h, state = model.features(tokens[:, t0 : t0 + window], category, state, styles)
         totals += model.target_log_probs(h, targets[:, t0 : t0 + window]).double().sum(1)
     return totals.tolist()

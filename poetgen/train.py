@@ -28,6 +28,7 @@ from poetgen.data import Example, batch_order, collate_classify, collate_lm, enc
 from poetgen.errors import PoetgenError
 from poetgen.evaluate import evaluate_examples
 from poetgen.model import ModelConfig, build_model, count_parameters, default_cutoffs
+from poetgen.poems.styles import style_table
 from poetgen.poems.text import FORMS, split_lines
 from poetgen.runs import RunFolder, RunState, state_dict
 from poetgen.vocab import Tokenizer, build_tokenizer, tokenizer_from_dict
@@ -76,6 +77,17 @@ def corpus_categories(cfg: TrainConfig, corpus: Corpus) -> list[str]:
     return corpus.categories if cfg.conditional else []
 
 
+def corpus_styles(cfg: TrainConfig, corpus: Corpus) -> list[list]:
+    """The poets a styled model is conditioned on (``cfg.styles`` of them), with "any" first."""
+    if not cfg.styles:
+        return []
+    if cfg.task != "lm" or corpus.name not in ("tang", "songci"):
+        raise PoetgenError("--styles conditions a poem language model on its poets: it needs --corpus tang "
+                           "or songci and --task lm")
+    table = style_table(corpus.split("train"), cfg.styles)
+    return table if len(table) > 1 else []  # a corpus without named poets: no styles to learn
+
+
 def seen_texts(corpus: Corpus) -> list[str]:
     """What "copied from the training data" means: whole lines for poems, whole samples otherwise."""
     train = corpus.split("train")
@@ -122,6 +134,7 @@ class TrainingData:
     val: list[Example]
     class_weights: Tensor | None  # per category, on the training device
     seen: Tensor  # hashes of the training lines / names (novelty checks at sampling time)
+    styles: list[list]  # [[poet, training poems], ...] of a styled model, "any" first; else []
 
 
 def prepare_data(cfg: TrainConfig, corpus: Corpus, device: torch.device,
@@ -129,8 +142,10 @@ def prepare_data(cfg: TrainConfig, corpus: Corpus, device: torch.device,
     """Tokenizer (a resumed run's own), categories, encoded splits and class weights."""
     tokenizer = tokenizer_from_dict(saved_meta["tokenizer"]) if saved_meta else build_vocab(cfg, corpus)
     categories = saved_meta["categories"] if saved_meta else corpus_categories(cfg, corpus)
-    train = encode(training_samples(cfg, corpus), tokenizer, categories, cfg.max_len)
-    val = encode(corpus.split("val"), tokenizer, categories, cfg.max_len)
+    styles = saved_meta.get("styles", []) if saved_meta else corpus_styles(cfg, corpus)
+    names = [name for name, _ in styles]
+    train = encode(training_samples(cfg, corpus), tokenizer, categories, cfg.max_len, names)
+    val = encode(corpus.split("val"), tokenizer, categories, cfg.max_len, names)
     if not train:
         raise PoetgenError("the training split is empty")
     if not val:  # tiny custom corpora: evaluate on training data rather than fail
@@ -139,7 +154,7 @@ def prepare_data(cfg: TrainConfig, corpus: Corpus, device: torch.device,
         raise PoetgenError(f"--batch-size {cfg.batch_size} is larger than the training set ({len(train)} samples)")
     weights = class_weights(train, len(categories), cfg.class_weight_power)
     return TrainingData(tokenizer, categories, train, val, None if weights is None else weights.to(device),
-                        seen_tensor(seen_texts(corpus)))
+                        seen_tensor(seen_texts(corpus)), styles)
 
 
 def model_config(cfg: TrainConfig, data: TrainingData) -> ModelConfig:
@@ -147,7 +162,7 @@ def model_config(cfg: TrainConfig, data: TrainingData) -> ModelConfig:
     (recorded, so that a checkpoint keeps its clusters if the defaults change)."""
     cutoffs = cfg.model.cutoffs or (default_cutoffs(len(data.tokenizer)) if cfg.model.adaptive else [])
     return replace(cfg.model, task=cfg.task, vocab_size=len(data.tokenizer), num_categories=len(data.categories),
-                   cutoffs=list(cutoffs))
+                   num_styles=len(data.styles), cutoffs=list(cutoffs))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -260,7 +275,8 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
             if self.cfg.task == "lm":
                 category = batch["category"] if self.categories else None
-                nll = self.net(batch["tokens"], batch["targets"], category).float()  # (B,)
+                style = batch["style"] if self.data.styles else None
+                nll = self.net(batch["tokens"], batch["targets"], category, style).float()  # (B,)
                 objective = nll if weights is None else nll * weights[batch["category"]]
                 return objective.sum(), nll.detach().sum(), int((batch["targets"] != 0).sum())
             logits = self.net(batch["tokens"], batch["lengths"])
@@ -314,6 +330,7 @@ class Trainer:
             "train": {**self.cfg.to_dict(), "model": self.model_cfg.to_dict()},
             "tokenizer": self.tokenizer.to_dict(),
             "categories": self.categories,
+            **({"styles": self.data.styles} if self.data.styles else {}),
             "corpus": {"name": self.corpus.name, "fingerprint": self.corpus.fingerprint,
                        "script": self.corpus.script, "forms": self.cfg.forms},
             "metrics": metrics or {},

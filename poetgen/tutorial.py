@@ -70,8 +70,9 @@ class TutorialGenerator(LanguageModel):
     def head(self):  # the logits are the features: o2o already maps to the vocabulary
         return _identity
 
-    def features(self, tokens: Tensor, category: Tensor | None = None, state=None):
-        """tokens (B, T) → next-letter logits (B, T, V) and the hidden state (1, B, H)."""
+    def features(self, tokens: Tensor, category: Tensor | None = None, state=None, style: Tensor | None = None):
+        """tokens (B, T) → next-letter logits (B, T, V) and the hidden state (1, B, H); the
+        tutorial's model knows no poet styles, so ``style`` is always None here."""
         batch, steps = tokens.shape
         letters = nn.functional.one_hot(tokens, self.cfg.vocab_size).to(self.i2h.weight.dtype)
         languages = self.cfg.num_categories

@@ -118,4 +118,4 @@ def test_prepared_cache_is_reused(tiny_data: Path, isolated_cache: Path):
     cached = list((isolated_cache / "prepared").glob("tang-simplified-*.jsonl"))
     assert cached
     first = json.loads(cached[0].read_text(encoding="utf-8").splitlines()[0])
-    assert set(first) == {"text", "category", "split"}
+    assert set(first) == {"text", "category", "split", "author"}

@@ -705,7 +705,7 @@ def test_corrupt_json_in_the_corpus_names_file_and_position(tiny_data: Path, tmp
 
 def test_a_damaged_prepared_cache_is_rebuilt(tiny_data: Path):
     first = corpora.load_corpus("names", tiny_data)
-    cache = next(Path(os.environ["POETGEN_CACHE"], "prepared").glob(f"names-all-{first.fingerprint}.jsonl"))
+    cache = next(Path(os.environ["POETGEN_CACHE"], "prepared").glob(f"names-all-{first.fingerprint}-l*.jsonl"))
     text = cache.read_text(encoding="utf-8")
     cache.write_text(text[: text.index("\n", len(text) // 2) - 3], encoding="utf-8")  # torn mid-line
     corpora._cached_tuple.cache_clear()

@@ -321,7 +321,7 @@ def present(renderable: Any, plain: Callable[[], str] | None = None) -> None:
 
 # How this front end spells the library's parameters in its messages (``top_p must…`` → ``--top-p must…``).
 FLAGS = {"temperature": "--temp", "top_k": "--top-k", "top_p": "--top-p", "seed": "--seed", "n": "--num",
-         "candidates": "--candidates", "form": "--form", "theme": "--theme",
+         "candidates": "--candidates", "form": "--form", "theme": "--theme", "style": "--style",
          "start": "--start", "guidance": "--guidance", "rerank": "--rerank", "embed": "--embed",
          "hidden": "--hidden", "layers": "--layers", "dropout": "--dropout"}
 

@@ -47,6 +47,8 @@ def write(
                                              rich_help_panel=FORM)] = None,
     theme: Annotated[str | None, typer.Option(help="Keywords every poem holds, one per line: 秋,月,思乡 (1–2 "
                                               "characters each).", rich_help_panel=FORM)] = None,
+    style: Annotated[str | None, typer.Option(help="Write as this poet (李白, 杜甫 …); 'list' lists the model's "
+                                              "poets.", rich_help_panel=FORM)] = None,
     mood: Annotated[str | None, typer.Option(help="Text fed to the model first to set the mood (not printed).",
                                              rich_help_panel=FORM)] = None,
     rhyme: Annotated[bool | None, typer.Option("--rhyme/--no-rhyme", help="Force a 平 rhyme on the even lines "
@@ -73,13 +75,18 @@ def write(
     as_json: Json = False,
 ) -> None:
     """Write a poem that continues PREFIX — [bold]poetgen write 青山 --temp 0.8[/]."""
-    from poetgen.poems.write import write_poems
-    from poetgen.render import poem_panel, poem_plain
+    from poetgen.poems.write import style_list, write_poems
+    from poetgen.render import poem_panel, poem_plain, styles_plain, styles_table
 
     sampling = sampling_of(temp, top_k, top_p, seed, greedy)
     ck = load_model("poems", checkpoint)
+    if style is not None and style.strip().lower() == "list":
+        if not ck.styles:
+            raise PoetgenError(f"{ck.path.name} is not conditioned on poets: it has no styles to list")
+        show(style_list(ck), as_json, styles_table, styles_plain)
+        return
     options = given_only({"form": form, "n": num, "rhyme": rhyme, "rhyme_scheme": rhyme_scheme, "mood": mood,
-                          "script": script, "candidates": candidates,
+                          "script": script, "candidates": candidates, "style": style,
                           "theme": [w for w in theme.replace("，", ",").split(",") if w.strip()] if theme is not None
                           else None})
     with busy(f"writing {num} poems…") if num and num > 1 else contextlib.nullcontext():
@@ -164,6 +171,8 @@ def score(
     checkpoint: CheckpointOpt = None,
     category: Annotated[str | None, typer.Option(help="Condition on this form / language (default: detected "
                                                  "from the text, else a mixture of all).")] = None,
+    style: Annotated[str | None, typer.Option(help="Condition on this poet (a styled poem model; default any).")]
+    = None,
     as_json: Json = False,
 ) -> None:
     """Per-character NLL (nats), perplexity and bits per character of each line, and in total."""
@@ -176,7 +185,7 @@ def score(
     path = input_file(source) if source != "-" else None  # before the slow model load
     ck = load_model(None, checkpoint)
     lines = read_lines(path) if path else read_lines(base.stdin_bytes(), "stdin")
-    scores = list(score_lines(ck, lines, category=category))
+    scores = list(score_lines(ck, lines, category=category, style=style))
     summary = summarize(scores)
     if not summary["chars"]:
         raise PoetgenError(f"nothing to score: all {summary['oov']} characters are outside the model's vocabulary "

@@ -126,6 +126,8 @@ def train(
                                              rich_help_panel=MODEL)] = None,
     ngram: Annotated[int | None, typer.Option(help="Classifier: hashed character n-grams up to this length "
                                               "beside the RNN (0 = off).", rich_help_panel=MODEL)] = None,
+    styles: Annotated[int | None, typer.Option(help="Poems: condition on the N most prolific poets too "
+                                               "(write --style; 0 = no poets).", rich_help_panel=DATA)] = None,
     augment: Annotated[bool | None, typer.Option("--augment/--no-augment", help="Names: add spelling variants "
                                                  "(feminine forms, no diacritics) to the training names.",
                                                  rich_help_panel=DATA)] = None,
@@ -174,7 +176,7 @@ def train(
     settings = {"epochs": epochs, "max_steps": max_steps, "max_time": max_time, "batch_size": batch_size, "lr": lr,
                 "optimizer": optimizer, "schedule": schedule, "clip": clip, "patience": patience,
                 "eval_every": eval_every, "weight_decay": weight_decay, "class_weight_power": class_weight_power,
-                "label_smoothing": label_smoothing, "augment": augment}
+                "label_smoothing": label_smoothing, "augment": augment, "styles": styles}
     for key, value in settings.items():
         if value is not None:
             setattr(cfg, key, value)

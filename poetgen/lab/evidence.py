@@ -58,7 +58,8 @@ def _loss(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
         logits = model(batch["tokens"], batch["lengths"])  # the tutorial's are log-probabilities: same loss
         return nn.functional.cross_entropy(logits.float(), batch["labels"], reduction="sum")
     category = batch["category"] if model.cfg.num_categories else None
-    log_p = model.token_log_probs(batch["tokens"], batch["targets"], category)  # (B, T)
+    style = batch.get("style") if model.cfg.num_styles else None
+    log_p = model.token_log_probs(batch["tokens"], batch["targets"], category, style)  # (B, T)
     return -log_p.gather(1, batch["ends"][:, None]).sum()
 
 
@@ -231,11 +232,10 @@ def has_forget_gates(model: nn.Module) -> bool:
 def rnn_inputs(model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
     """What ``model.rnn`` reads in eval mode: the embedded letters (and, for a conditional
     language model, the category vector at every step): (B, T, D)."""
-    x = model.embed(batch["tokens"])
-    if model.cfg.task == "lm" and getattr(model, "category", None) is not None:
-        c = model.category(batch["category"])[:, None, :].expand(-1, x.shape[1], -1)
-        x = torch.cat([x, c], dim=-1)
-    return x
+    if model.cfg.task == "lm":
+        category = batch["category"] if model.cfg.num_categories else None
+        return model.inputs(batch["tokens"], category, batch.get("style") if model.cfg.num_styles else None)
+    return model.embed(batch["tokens"])
 
 
 def lstm_layer(x: Tensor, alive: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor

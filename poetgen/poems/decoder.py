@@ -285,7 +285,8 @@ class Decoder:
         cats = None
         if plan.category is not None:
             cats = torch.full((B,), plan.category, dtype=torch.long, device=self.device)
-        stepper = Stepper(self.ck, B, cats)
+        style = torch.full((B,), plan.style, dtype=torch.long, device=self.device) if plan.style else None
+        stepper = Stepper(self.ck, B, cats, style)
         start = [BOS, *self.mood_ids, EOS, BOS] if self.mood_ids else [BOS]
         pending = start + [v.char_id[ch] for ch in plan.given[0]]
         pending_t = torch.tensor([pending] * B, device=self.device)

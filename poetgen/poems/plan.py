@@ -62,6 +62,7 @@ class Plan:
     given: list[str]  # characters fixed in each line (prefix text or the acrostic head)
     marks: list[str]  # the mark ending each line
     category: int | None
+    style: int = 0  # the poet (index into ck.styles; 0 = any, and for models without styles)
 
 
 def _line_mark(index: int, typed: str | None, last: bool) -> str:

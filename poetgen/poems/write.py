@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from poetgen.checkpoint import Checkpoint
 from poetgen.corpora import SCRIPTS, to_script
@@ -14,10 +14,12 @@ from poetgen.poems import prosody
 from poetgen.poems.decoder import Decoder
 from poetgen.poems.masks import vocab_masks
 from poetgen.poems.plan import AUTO, Plan, model_script, normalise, plan_acrostic, plan_prefix, plan_theme
+from poetgen.poems.styles import find_style
 from poetgen.sample import DEFAULT_TEMPERATURE, Sampling
 
 MAX_POEMS = 1000
 MAX_CANDIDATES = 64
+DEFAULT_CANDIDATES = 1  # candidates per poem when not asked (see BENCHMARKS.md, fluency)
 
 
 @dataclass
@@ -31,11 +33,13 @@ class Poem:
     copied_lines: list[int] = field(default_factory=list)  # indexes of lines kept although seen in training
     # With candidates > 1: how this poem won, {"nll_per_char", "candidates", "kept"} (None: one candidate)
     score: dict | None = None
+    style: str | None = None  # the poet it was written as (None: any)
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        if self.score is None:
-            del data["score"]
+        for key in ("score", "style"):
+            if data[key] is None:
+                del data[key]
         return data
 
 
@@ -44,7 +48,7 @@ def write_poems(
     ck: Checkpoint, prefix: str = "", *, form: str = AUTO, acrostic: bool = False, n: int = 1,
     sampling: Sampling | None = None, rhyme: bool = True, rhyme_scheme: str = "pingshui",
     allow_repeats: bool = False, allow_copies: bool = False, mood: str = "", script: str | None = None,
-    tones: bool = True, candidates: int = 1, theme: list[str] | None = None,
+    tones: bool = True, candidates: int = DEFAULT_CANDIDATES, theme: list[str] | None = None, style: str | None = None,
 ) -> list[Poem]:
     """Write ``n`` poems in one batch; each keeps the form exactly (see the module docstring).
 
@@ -61,6 +65,8 @@ def write_poems(
 
     ``theme``: keywords of one or two characters that every poem holds, one per line, spread over
     the poem (see ``plan.plan_theme``); with a prefix, an acrostic and any form.
+
+    ``style``: a poet of a styled model (``ck.styles``; either script) to write as; None: any.
     """
     if not 1 <= n <= MAX_POEMS:
         raise bad_value("n", f"(the number of poems) must be between 1 and {MAX_POEMS}, got {n}")
@@ -76,6 +82,8 @@ def write_poems(
     plan = plan_acrostic(ck, vocab, prefix, form) if acrostic else plan_prefix(ck, vocab, prefix, form)
     if theme is not None:
         plan = plan_theme(ck, vocab, plan, theme)
+    if style is not None:
+        plan = replace(plan, style=pick_style(ck, style))
     mood_text = ""
     if mood.strip():
         mood_text = normalise(mood, "the mood", ck, vocab, drop_unknown=True)
@@ -91,6 +99,7 @@ def write_poems(
     scores: list[dict | None] = [None] * n
     if candidates > 1:
         all_lines, copied, scores = _best_candidates(ck, plan, all_lines, copied, candidates)
+    poet = ck.style_names[plan.style] if plan.style else None
     source, target = model_script(ck), script or model_script(ck)
     poems = []
     for i, lines in enumerate(all_lines):
@@ -99,8 +108,22 @@ def write_poems(
         text = "".join(line + mark for line, mark in zip(lines, plan.marks, strict=True))
         check = prosody.check_poem(text, rhyme_scheme)
         poems.append(Poem(text, lines, plan.form, check.rhyme_group, seeds[i], check.to_dict(), copied[i],
-                          scores[i]))
+                          scores[i], poet))
     return poems
+
+
+def pick_style(ck: Checkpoint, style: str) -> int:
+    """The index of poet ``style`` among the model's styles (``any`` is 0)."""
+    if not ck.styles:
+        raise bad_value("style", f"needs a model conditioned on poets; {ck.path.name} has none "
+                        "(train one with --styles N)")
+    script = model_script(ck)
+    return find_style(style, ck.style_names, (lambda t: to_script(t, script)) if script else None)
+
+
+def style_list(ck: Checkpoint) -> list[dict]:
+    """The poets a model can write as, with their training poems, ``any`` first ([] without styles)."""
+    return [{"style": name, "poems": n} for name, n in ck.styles]
 
 
 def candidate_seed(seed: int, j: int) -> int:
@@ -118,7 +141,8 @@ def _best_candidates(ck: Checkpoint, plan: Plan, all_lines: list[list[str]], cop
 
     texts = ["".join(line + mark for line, mark in zip(lines, plan.marks, strict=True)) for lines in all_lines]
     category = ck.categories[plan.category] if plan.category is not None else None
-    nll = [s.nll_per_char for s in score_lines(ck, texts, category=category)]
+    style = ck.style_names[plan.style] if plan.style else None
+    nll = [s.nll_per_char for s in score_lines(ck, texts, category=category, style=style)]
     best_lines, best_copied, scores = [], [], []
     for start in range(0, len(texts), k):
         j = min(range(k), key=lambda c: nll[start + c])

@@ -26,6 +26,8 @@ class Settings:
     scheme: str | None = None
     n: int | None = None
     mood: str | None = None
+    style: str | None = None
+    candidates: int | None = None
     repeats: bool | None = None
     copies: bool | None = None
     novel: bool | None = None
@@ -35,7 +37,7 @@ class Settings:
 SETTING_OPTIONS: dict[str, dict[str, str]] = {
     "write": {"temp": "temp", "top_k": "top_k", "top_p": "top_p", "seed": "seed", "form": "form",
               "script": "script", "rhyme": "rhyme", "scheme": "rhyme_scheme", "n": "num", "mood": "mood",
-              "repeats": "allow_repeats", "copies": "allow_copies"},
+              "style": "style", "candidates": "candidates", "repeats": "allow_repeats", "copies": "allow_copies"},
     "names": {"temp": "temp", "top_k": "top_k", "top_p": "top_p", "seed": "seed", "novel": "novel"},
     "check": {"scheme": "scheme"},
 }
@@ -84,6 +86,14 @@ def _mood(text: str) -> str:
     return text
 
 
+def _style(text: str) -> str | None:
+    """A poet's name, checked against the model when a poem is written; 'any' clears it."""
+    name = text.strip()
+    if not name:
+        raise PoetgenError("expected a poet's name, or 'any'")
+    return None if name.lower() == "any" else name
+
+
 @dataclass
 class Setting:
     parse: Callable[[str], Any]
@@ -102,6 +112,9 @@ SETTINGS: dict[str, Setting] = {
     "scheme": Setting(_choice(*SCHEMES), "rhyme scheme for writing and check", SCHEMES),
     "n": Setting(_number(int, 1, 1000, "a count from 1 to 1000"), "poems per write / acrostic"),
     "mood": Setting(_mood, "text fed to the poem model first to set the mood", ()),
+    "style": Setting(_style, "poet to write as (`write --style list` lists the model's poets)", ("any",)),
+    "candidates": Setting(_number(int, 1, 64, "a count from 1 to 64"),
+                          "candidates per poem; the most fluent is kept (1 = off)"),
     "repeats": Setting(_switch, "allow repeated characters and phrases", ("on", "off")),
     "copies": Setting(_switch, "allow lines copied from the training poems", ("on", "off")),
     "novel": Setting(_switch, "only names not in the training data", ("on", "off")),
