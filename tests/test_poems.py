@@ -398,21 +398,32 @@ def test_candidates_keep_the_most_fluent_of_k_and_one_is_todays_poem(poem_ck: Ch
     from poetgen.poems.write import candidate_seed
     from poetgen.score import score_lines
 
-    plain = write_poems(poem_ck, "白日", form="五绝", n=2, sampling=Sampling(seed=11))
-    same = write_poems(poem_ck, "白日", form="五绝", n=2, sampling=Sampling(seed=11), candidates=1)
-    assert [p.to_dict() for p in same] == [p.to_dict() for p in plain] and "score" not in plain[0].to_dict()
-    best = write_poems(poem_ck, "白日", form="五绝", n=2, sampling=Sampling(seed=11), candidates=4)
+    one = write_poems(poem_ck, "白日", form="五绝", n=2, sampling=Sampling(seed=11), candidates=1)
+    assert "score" not in one[0].to_dict()
+    best = write_poems(poem_ck, "白日", form="五绝", n=2, sampling=Sampling(seed=11))  # the default: 4
+    assert best[0].score["by"] == "nll_per_char"
     again = write_poems(poem_ck, "白日", form="五绝", n=2, sampling=Sampling(seed=11), candidates=4)
     assert [p.text for p in best] == [p.text for p in again]  # same seed, same poems
     for i, poem in enumerate(best):
         assert poem.seed == 11 + i and poem.check["rules"]["form"] and poem.score["candidates"] == 4
         # each candidate alone, from its own seed (rows do not depend on each other)
-        texts = [write_poems(poem_ck, "白日", form="五绝", sampling=Sampling(seed=candidate_seed(poem.seed, j)))[0].text
-                 for j in range(4)]
+        texts = [write_poems(poem_ck, "白日", form="五绝", sampling=Sampling(seed=candidate_seed(poem.seed, j)),
+                             candidates=1)[0].text for j in range(4)]
+        assert texts[0] == one[i].text  # candidate 0 is the poem of --candidates 1
         nll = [s.nll_per_char for s in score_lines(poem_ck, texts, category="五绝")]
         assert poem.text == texts[poem.score["kept"]] and poem.score["nll_per_char"] == pytest.approx(min(nll))
     with pytest.raises(PoetgenError, match="candidates must be between"):
         write_poems(poem_ck, "白日", candidates=0)
+
+
+def test_many_poems_with_many_candidates_are_batched_without_changing_them(poem_ck: Checkpoint,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import poetgen.poems.write
+
+    whole = write_poems(poem_ck, "白日", form="五绝", n=5, sampling=Sampling(seed=3), candidates=3)
+    monkeypatch.setattr(poetgen.poems.write, "MAX_ROWS", 6)  # two poems' candidates per batch
+    batched = write_poems(poem_ck, "白日", form="五绝", n=5, sampling=Sampling(seed=3), candidates=3)
+    assert [p.to_dict() for p in batched] == [p.to_dict() for p in whole]
 
 
 # ---------------------------------------------------------------------------------------------

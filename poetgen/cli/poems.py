@@ -63,7 +63,7 @@ def write(
     num: Annotated[int | None, typer.Option("--num", "-n", help="How many poems (sampled as one batch; default 1).")]
     = None,
     candidates: Annotated[int | None, typer.Option(
-        help="Write K candidates per poem and keep the one the model finds most fluent (default 1: off).",
+        help="Write K candidates per poem and keep the one the model finds most fluent (default 4; 1 = off).",
         rich_help_panel=FORM)] = None,
     temp: Temp = None,
     top_k: TopK = None,

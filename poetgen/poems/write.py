@@ -19,7 +19,9 @@ from poetgen.sample import DEFAULT_TEMPERATURE, Sampling
 
 MAX_POEMS = 1000
 MAX_CANDIDATES = 64
-DEFAULT_CANDIDATES = 1  # candidates per poem when not asked (see BENCHMARKS.md, fluency)
+MAX_ROWS = 1000  # candidates decoded in one batch (memory: rows × vocabulary per step)
+DEFAULT_CANDIDATES = 4  # candidates per poem when not asked: K = 4 makes the poems as fluent as real ones under
+# the benchmark's independent judge, with distinct-2 within 10% of real (BENCHMARKS.md, fluency)
 
 
 @dataclass
@@ -31,7 +33,7 @@ class Poem:
     seed: int  # this poem's own seed: base seed + its index in the call
     check: dict  # prosody.check_poem(text, scheme).to_dict()
     copied_lines: list[int] = field(default_factory=list)  # indexes of lines kept although seen in training
-    # With candidates > 1: how this poem won, {"nll_per_char", "candidates", "kept"} (None: one candidate)
+    # With candidates > 1: how this poem won, {"by", "nll_per_char", "candidates", "kept"} (None: one candidate)
     score: dict | None = None
     style: str | None = None  # the poet it was written as (None: any)
 
@@ -70,9 +72,8 @@ def write_poems(
     """
     if not 1 <= n <= MAX_POEMS:
         raise bad_value("n", f"(the number of poems) must be between 1 and {MAX_POEMS}, got {n}")
-    if not 1 <= candidates <= MAX_CANDIDATES or n * candidates > MAX_POEMS:
-        raise bad_value("candidates", f"must be between 1 and {MAX_CANDIDATES}, with n × candidates at most "
-                        f"{MAX_POEMS}, got {candidates} for n = {n}")
+    if not 1 <= candidates <= MAX_CANDIDATES:
+        raise bad_value("candidates", f"must be between 1 and {MAX_CANDIDATES}, got {candidates}")
     sampling = (sampling or Sampling()).resolved(DEFAULT_TEMPERATURE)
     if script is not None and script not in SCRIPTS:
         raise unknown("script", script, list(SCRIPTS))
@@ -92,13 +93,19 @@ def write_poems(
             raise PoetgenError("none of the mood's characters are in the model's vocabulary")
     base = sampling.seed if sampling.seed is not None else secrets.randbelow(2**31)
     seeds = [base + i for i in range(n)]
-    rows = [candidate_seed(seed, j) for seed in seeds for j in range(candidates)]
-    decoder = Decoder(ck, vocab, plan, sampling, rows, rhyme=rhyme, tones=rhyme and tones,
-                       allow_repeats=allow_repeats, allow_copies=allow_copies, mood=mood_text)
-    all_lines, copied = decoder.run()
-    scores: list[dict | None] = [None] * n
-    if candidates > 1:
-        all_lines, copied, scores = _best_candidates(ck, plan, all_lines, copied, candidates)
+    all_lines: list[list[str]] = []
+    copied: list[list[int]] = []
+    scores: list[dict | None] = []
+    per_batch = max(1, MAX_ROWS // candidates)
+    for first in range(0, n, per_batch):  # rows are independent: batching never changes a poem
+        rows = [candidate_seed(seed, j) for seed in seeds[first : first + per_batch] for j in range(candidates)]
+        decoder = Decoder(ck, vocab, plan, sampling, rows, rhyme=rhyme, tones=rhyme and tones,
+                          allow_repeats=allow_repeats, allow_copies=allow_copies, mood=mood_text)
+        lines, kept = decoder.run()
+        won: list[dict | None] = [None] * len(lines)
+        if candidates > 1:
+            lines, kept, won = _best_candidates(ck, plan, lines, kept, candidates)
+        all_lines, copied, scores = all_lines + lines, copied + kept, scores + won
     poet = ck.style_names[plan.style] if plan.style else None
     source, target = model_script(ck), script or model_script(ck)
     poems = []
@@ -148,5 +155,5 @@ def _best_candidates(ck: Checkpoint, plan: Plan, all_lines: list[list[str]], cop
         j = min(range(k), key=lambda c: nll[start + c])
         best_lines.append(all_lines[start + j])
         best_copied.append(copied[start + j])
-        scores.append({"nll_per_char": nll[start + j], "candidates": k, "kept": j})
+        scores.append({"by": "nll_per_char", "nll_per_char": nll[start + j], "candidates": k, "kept": j})
     return best_lines, best_copied, scores
