@@ -6,8 +6,8 @@ import math
 import random
 
 import pytest
-
 from conftest import TINY_POEMS
+
 from poetgen.poems.fluency import EOS, FluencyJudge
 
 VERSE = ["".join(poem) for poem in TINY_POEMS] * 3
