@@ -31,6 +31,9 @@ never trains on), gives its perplexity per character of the generated poems and 
 test-split poems of the form; beside it distinct-2, copied lines and poems/s, for each
 ``--candidates`` value given (default 1 and the library's default), in the same run.
 
+Styles (a model conditioned on poets): for each listed poet, the model's perplexity on that poet's
+test-split poems conditioned on the poet and conditioned on "any".
+
 Then the held-out perplexity per token (``<eos>`` included) of the model on the test split, and of
 an interpolated character bigram fitted on the training split (λ tuned on the validation split),
 over the same tokens, in the same run.
@@ -39,6 +42,7 @@ over the same tokens, in the same run.
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import re
 import time
@@ -115,6 +119,9 @@ def main() -> None:
         print()
         ks = args.candidates or sorted({1, DEFAULT_CANDIDATES})
         fluency(ck, args.data_dir, real, args.forms, args.fluency_samples, ks, args.seed)
+    if ck.styles:
+        print()
+        styles(ck, test)
     print()
     start = time.perf_counter()
     model_ppl = heldout_perplexity(ck, test)
@@ -152,6 +159,35 @@ def fluency(ck, data_dir, real: dict[str, list[str]], forms: list[str], samples:
         label = form + " " * (6 - 2 * len(form))
         real_stats = poem_stats(real[form], form)
         print(f"{label} {judge.perplexity(real[form]):>8.1f} {real_stats['distinct2']:>11.3f}{''.join(cells)}")
+
+
+def styles(ck, test) -> None:
+    """Per listed poet: perplexity of the poet's test-split poems under the poet vs under any."""
+    print("styles: perplexity of each listed poet's test-split poems, conditioned on the poet / on any")
+    print(f"{'poet':<8} {'test poems':>10} {'poet ppl':>9} {'any ppl':>8} {'ratio':>6}")
+    better = 0
+    for name, _ in ck.styles[1:]:
+        poems = [s for s in test if s.author == name]
+        if not poems:
+            print(f"{name:<8} {0:>10}")
+            continue
+        own, anyone = heldout_perplexity(ck, poems, style=name), heldout_perplexity(ck, poems)
+        better += own < anyone
+        label = name + " " * max(0, 8 - 2 * len(name))
+        print(f"{label} {len(poems):>10} {own:>9.1f} {anyone:>8.1f} {own / anyone:>6.3f}")
+    print(f"lower under the poet for {better} of {len(ck.styles) - 1} poets; the whole test split, each poem "
+          f"under its poet when listed (else any): {own_poet_perplexity(ck, test):.1f}")
+
+
+def own_poet_perplexity(ck, samples) -> float:
+    """Perplexity per token with each poem conditioned on its own poet where the model lists them."""
+    from poetgen.data import encode
+    from poetgen.evaluate import lm_nll
+
+    index = {name: i for i, name in enumerate(ck.style_names)}
+    examples = [replace(e, style=index.get(s.author, 0))
+                for s in samples for e in encode([s], ck.tokenizer, ck.categories)]
+    return math.exp(lm_nll(ck.model, examples)[0])
 
 
 CHUNK = 100  # poems per write_poems call in the fluency rows (n × candidates stays within MAX_POEMS)

@@ -175,14 +175,20 @@ def evaluation_corpus(ck: Checkpoint, data_dir: str | Path | None = None) -> Cor
     return checkpoint_corpus(ck, data_dir)
 
 
-def heldout_perplexity(ck: Checkpoint, corpus_samples: Sequence[Sample], batch_size: int = 128) -> float:
+def heldout_perplexity(ck: Checkpoint, corpus_samples: Sequence[Sample], batch_size: int = 128,
+                       style: str | None = None) -> float:
     """Perplexity per token (``<eos>`` included) of the model on ``corpus_samples``, encoded with the
     model's own tokenizer and conditioned on the model's own categories (a sample whose category
-    the model lacks gets category 0, so pass samples of the model's forms, in its script)."""
+    the model lacks gets category 0, so pass samples of the model's forms, in its script) and, for
+    a styled model, on the poet ``style`` for every sample (None: any)."""
     from poetgen.data import encode
     from poetgen.evaluate import lm_nll, perplexity
+    from poetgen.poems.styles import find_style
 
     examples = encode(list(corpus_samples), ck.tokenizer, ck.categories)
+    if style is not None:
+        index = find_style(style, ck.style_names)
+        examples = [replace(e, style=index) for e in examples]
     if not examples:
         raise PoetgenError("no samples to measure perplexity on")
     nll, _ = lm_nll(ck.model, examples, batch_size=batch_size)
