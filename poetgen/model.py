@@ -173,18 +173,44 @@ class LanguageModel(nn.Module):
         head; an adaptive head evaluates just each target's cluster, a full one at most
         ``LOGITS_ELEMENTS`` logits at once.
         """
+        if self.adaptive:
+            return self._adaptive_target_log_probs(h, targets)
         mask = targets != PAD
         flat_h, flat = h[mask], targets[mask]
-        if self.adaptive:
-            picked = self.head(flat_h, flat).output.float()
-        else:
-            step = max(1, LOGITS_ELEMENTS // self.cfg.vocab_size)
-            picked = torch.cat([
-                -nn.functional.cross_entropy(self.head(flat_h[i : i + step]).float(), flat[i : i + step],
-                                             reduction="none")
-                for i in range(0, max(len(flat), 1), step)
-            ])
+        step = max(1, LOGITS_ELEMENTS // self.cfg.vocab_size)
+        picked = torch.cat([
+            -nn.functional.cross_entropy(self.head(flat_h[i : i + step]).float(), flat[i : i + step],
+                                         reduction="none")
+            for i in range(0, max(len(flat), 1), step)
+        ])
         return torch.zeros(targets.shape, dtype=picked.dtype, device=h.device).masked_scatter(mask, picked)
+
+    def _adaptive_target_log_probs(self, h: Tensor, targets: Tensor) -> Tensor:
+        """``target_log_probs`` through the adaptive head, with the positions sorted by cluster.
+
+        The same numbers as ``AdaptiveLogSoftmaxWithLoss.forward``, which gathers each cluster's
+        rows with ``index_select`` (a scatter over all rows in the backward pass, once per
+        cluster): here one gather picks every non-padding position in cluster order, each
+        cluster's rows are then a contiguous slice, and one scatter puts the results back."""
+        head = self.head
+        rows = (targets != PAD).view(-1).nonzero().squeeze(1)
+        flat = targets.view(-1).index_select(0, rows)
+        edges = torch.tensor(head.cutoffs[:-1], device=flat.device)
+        cluster = torch.bucketize(flat, edges, right=True)  # 0: the shortlist; i: tail cluster i - 1
+        order = torch.argsort(cluster, stable=True)
+        rows, flat, cluster = rows[order], flat[order], cluster[order]
+        hs = h.reshape(-1, h.shape[-1]).index_select(0, rows)
+        head_lp = torch.log_softmax(head.head(hs).float(), dim=-1)
+        column = torch.where(cluster == 0, flat, head.shortlist_size + cluster - 1)
+        picked = head_lp.gather(1, column[:, None]).squeeze(1)
+        sizes = torch.bincount(cluster, minlength=head.n_clusters + 1).tolist()
+        tails = [torch.zeros(sizes[0], dtype=picked.dtype, device=picked.device)]
+        for i, (part, tgt) in enumerate(zip(hs.split(sizes)[1:], flat.split(sizes)[1:], strict=True)):
+            lp = torch.log_softmax(head.tail[i](part).float(), dim=-1)
+            tails.append(lp.gather(1, (tgt - head.cutoffs[i])[:, None]).squeeze(1))
+        picked = picked + torch.cat(tails)
+        out = torch.zeros(targets.numel(), dtype=picked.dtype, device=h.device)
+        return out.index_put((rows,), picked).view(targets.shape)
 
     def token_log_probs(self, tokens: Tensor, targets: Tensor, category: Tensor | None = None,
                         style: Tensor | None = None) -> Tensor:

@@ -18,6 +18,7 @@ from poetgen.data import collate_lm
 from poetgen.errors import PoetgenError
 from poetgen.model import LanguageModel, ModelConfig
 from poetgen.train import Trainer
+from poetgen.vocab import PAD
 
 
 def config(data: Path, **overrides) -> TrainConfig:
@@ -86,6 +87,25 @@ def test_default_adaptive_clusters_give_a_distribution_for_any_vocabulary(vocab_
     assert torch.allclose(logp.exp().sum(-1), torch.ones(3, 5), atol=1e-4)
     picked = -logp.gather(-1, targets[..., None]).sum()
     assert torch.allclose(nll, picked, rtol=1e-4)
+
+
+def test_cluster_sorted_adaptive_scores_equal_torchs_adaptive_softmax():
+    """The trainer's adaptive scoring (positions sorted by cluster) gives the numbers and the
+    gradients of ``AdaptiveLogSoftmaxWithLoss.forward``, padding left out."""
+    torch.manual_seed(0)
+    model = LanguageModel(ModelConfig(vocab_size=300, embed=8, hidden=16, layers=1, dropout=0.0, adaptive=True,
+                                      cutoffs=[20, 100]).validate())
+    h = torch.randn(4, 9, 16, requires_grad=True)
+    targets = torch.randint(1, 300, (4, 9))
+    targets[1, 5:] = PAD
+    targets[3, :] = PAD
+    ours = model.target_log_probs(h, targets)
+    mask = targets != PAD
+    theirs = torch.zeros(4, 9).masked_scatter(mask, model.head(h[mask], targets[mask]).output)
+    assert torch.allclose(ours, theirs, atol=1e-5) and (ours[~mask] == 0).all()
+    (g_ours,) = torch.autograd.grad(ours.sum(), h)
+    (g_theirs,) = torch.autograd.grad(theirs.sum(), h)
+    assert torch.allclose(g_ours, g_theirs, atol=1e-5)
 
 
 def test_padding_never_counts(tiny_data: Path, tmp_path: Path):
