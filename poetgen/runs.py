@@ -92,7 +92,10 @@ class RunFolder:
         now = cfg.to_dict()
         for key in now:
             if key not in RESUMABLE and key != "model" and saved.get(key) != now[key]:
-                raise PoetgenError(f"--resume: {self.path} was trained with {key}={saved.get(key)!r}, not {now[key]!r}")
+                hint = (f"; resume it with --{key.replace('_', '-')} {saved.get(key)}"
+                        if isinstance(saved.get(key), int | float) and not isinstance(saved.get(key), bool) else "")
+                raise PoetgenError(f"--resume: {self.path} was trained with {key}={saved.get(key)!r}, "
+                                   f"not {now[key]!r}{hint}")
         for key in now["model"]:
             if key in DERIVED:
                 continue

@@ -122,7 +122,7 @@ def test_resume_refuses_another_number_of_styles(styled: Path) -> None:
     saved = TrainConfig.from_dict(load_checkpoint(styled).meta["train"])
     assert saved.styles == 5
     saved.styles, saved.max_steps = 1, 80
-    with pytest.raises(PoetgenError, match="trained with styles=5, not 1"):
+    with pytest.raises(PoetgenError, match="trained with styles=5, not 1; resume it with --styles 5"):
         Trainer(saved, styled, resume=True, quiet=True)
 
 
