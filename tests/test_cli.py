@@ -120,6 +120,8 @@ def test_classify_reads_stdin_lines_and_skips_blank_ones():
     assert result.exit_code == 0, result.output
     rows = [line.split("\t") for line in result.output.splitlines()]
     assert [r[0] for r in rows] == ["Hou", "Ivanov"] and rows[1][1] == "Russian"
+    as_json = [json.loads(line) for line in run("classify", "-", "--json", input="Hou\nIvanov\n").output.splitlines()]
+    assert [r[3] for r in rows] == ["unsure" if j["unsure"] else "sure" for j in as_json]  # the 4th column
     bad = run("classify", "-", input="Hou\n\n42\n")
     assert bad.exit_code == 2 and "line 3 ('42') has no letters" in bad.output
 

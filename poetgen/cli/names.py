@@ -105,7 +105,8 @@ def classify(
     if streaming:
         for p in predictions:
             best, prob = p.top[0]
-            sys.stdout.write(f"{p.name}\t{best}\t{prob:.4f}\n")
+            verdict = "unsure" if p.unsure else "sure"  # last, so scripts reading three columns still work
+            sys.stdout.write(f"{p.name}\t{best}\t{prob:.4f}\t{verdict}\n")
         return
     results = [p.to_dict() for p in predictions]
     show(results, as_json, classify_table, classify_plain)  # the renderer shows names as plain text, never as markup
