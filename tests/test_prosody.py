@@ -148,6 +148,8 @@ def test_mixed_punctuation_still_rhymes_but_fails_punctuation() -> None:
         ("床前明月光。疑是地上霜，举头望明月。低头思故乡，", False),  # swapped
         ("床前明月光，疑是地上霜。举头望明月，低头思故乡", False),  # last mark missing
         ("床前明月光，，疑是地上霜。举头望明月，低头思故乡。", False),  # doubled mark
+        ("床前明月光，疑是地上霜。举头望明月。", True),  # an odd number of lines ends in 。 (古体 acrostic)
+        ("床前明月光，疑是地上霜。举头望明月，", False),  # …but never in ，
     ],
 )
 def test_punctuation_rule(text: str, ok: bool) -> None:

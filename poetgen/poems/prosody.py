@@ -218,12 +218,14 @@ class PoemCheck:
 
 
 def _punctuation_ok(text: str) -> bool:
-    """Lines end alternately in ， and 。 (see ODD_LINE_MARKS / EVEN_LINE_MARKS)."""
+    """Lines end alternately in ， and 。 (see ODD_LINE_MARKS / EVEN_LINE_MARKS), and the last one
+    in 。 (or ？！), also after an odd number of lines (a 古体 acrostic of five heads)."""
     parts = segments(text)
     if not parts:
         return False
     for index, (line, mark) in enumerate(parts):
-        allowed = ODD_LINE_MARKS if index % 2 == 0 else EVEN_LINE_MARKS
+        closing = index % 2 == 1 or index == len(parts) - 1
+        allowed = EVEN_LINE_MARKS if closing else ODD_LINE_MARKS
         if not line or not mark or mark not in allowed:
             return False
     return parts[-1][1] in EVEN_LINE_MARKS
