@@ -80,7 +80,8 @@ def poem_panel(poem: dict, title: str | None = None) -> Group:
     # Two verse lines per row: the way regulated verse is printed (one couplet per row).
     rows = ["".join(verses[i : i + 2]) for i in range(0, len(verses), 2)]
     body = Text("\n".join(rows), justify="center", style="bold")
-    panel = Panel(body, title=title or poem.get("form"), expand=False, padding=(1, 4), box=box.ROUNDED)
+    heading = title or " · ".join(part for part in (poem.get("form"), poem.get("style")) if part)
+    panel = Panel(body, title=heading, expand=False, padding=(1, 4), box=box.ROUNDED)
     check = _shown_check(poem)
     return Group(Align.center(panel), Align.center(verdict(check))) if check else Group(Align.center(panel))
 

@@ -105,6 +105,9 @@ def test_cli_style_list_names_and_errors(styled: Path, tiny_models: dict[str, Pa
     wrote = runner.invoke(app, ["write", "--style", "劉禹錫", "--seed", "1", "--checkpoint", str(styled), "--json"])
     assert wrote.exit_code == 0, wrote.output
     assert json.loads(wrote.output)[0]["style"] == "刘禹锡"
+    panel = runner.invoke(app, ["write", "--style", "李白", "--form", "五绝", "--checkpoint", str(styled)],
+                          env={"COLUMNS": "100"})
+    assert panel.exit_code == 0 and "五绝 · 李白" in panel.output  # the panel says who it was written as
     wrong = runner.invoke(app, ["write", "--style", "李百", "--checkpoint", str(styled)])
     assert wrong.exit_code == 2
     assert "--style '李百' is not one of this model's 2 poets (did you mean 李白" in wrong.output
