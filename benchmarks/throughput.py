@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip", default="", help="letters of recipes to skip, e.g. 'cd'")
     parser.add_argument("--embed", type=int, default=128, help="poetgen's embedding size for (b), (d), (e)")
     parser.add_argument("--hidden", type=int, default=256, help="poetgen's LSTM size for (b), (d), (e) "
-                        "(the shipped Tang model: --embed 192 --hidden 384)")
+                        "(the shipped Tang model: --embed 256 --hidden 512)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
