@@ -62,7 +62,7 @@ from poetgen.poems.evaluate import (
 from poetgen.poems.fluency import FluencyJudge
 from poetgen.poems.plan import model_script
 from poetgen.poems.text import FORMS, OTHER
-from poetgen.poems.write import DEFAULT_CANDIDATES, write_poems
+from poetgen.poems.write import DEFAULT_CANDIDATES, POEM_TEMPERATURE, write_poems
 from poetgen.sample import Sampling
 
 
@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=None, help="checkpoint file or run folder (default: the shipped model)")
     parser.add_argument("--data-dir", default=None, help="folder holding chinese-poetry/quantangshi/*.json")
     parser.add_argument("--samples", type=int, default=200, help="poems per form and prompt kind")
-    parser.add_argument("--temp", type=float, default=0.8)
+    parser.add_argument("--temp", type=float, default=POEM_TEMPERATURE)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scheme", default="pingshui", choices=["pingshui", "xinyun"])
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -139,7 +139,8 @@ def fluency(ck, data_dir, real: dict[str, list[str]], forms: list[str], samples:
     judge = FluencyJudge(s.text for s in other.samples)
     print(f"fluency judge: character trigram (interpolated Kneser-Ney) on {len(other.samples):,} Tang 古体 poems "
           f"(no poem model trains on them), fitted in {time.perf_counter() - start:.1f}s; {samples} poems per form "
-          f"from scratch at the default settings; judge perplexity per character (lower = more fluent)")
+          f"from scratch at the default settings; judge perplexity per character (lower = more fluent); "
+          f"distinct-2 over as many generated poems as there are real ones (at most {samples})")
     cols = "".join(f" {'K=' + str(k) + ' ppl':>9} {'dist-2':>6} {'copied%':>7} {'poems/s':>7}" for k in ks)
     print(f"{'form':<6} {'real ppl':>8} {'real dist-2':>11}{cols}")
     for form in forms:
@@ -152,13 +153,14 @@ def fluency(ck, data_dir, real: dict[str, list[str]], forms: list[str], samples:
                 t0 = time.perf_counter()
                 poems += write_poems(ck, form=form, n=n, candidates=k, sampling=Sampling(seed=seed + first))
                 elapsed += time.perf_counter() - t0
-            texts = [p.text for p in poems]
+            texts = [p.text for p in poems][:len(real[form])]  # distinct-2 falls with the count: equal counts
             stats = poem_stats(texts, form, ck=ck)
             cells.append(f" {judge.perplexity(texts):>9.1f} {stats['distinct2']:>6.3f} "
                          f"{pct(stats['copied_lines']):>7} {len(poems) / elapsed:>7.1f}")
         label = form + " " * (6 - 2 * len(form))
-        real_stats = poem_stats(real[form], form)
-        print(f"{label} {judge.perplexity(real[form]):>8.1f} {real_stats['distinct2']:>11.3f}{''.join(cells)}")
+        shown = real[form][:samples]
+        real_stats = poem_stats(shown, form)
+        print(f"{label} {judge.perplexity(shown):>8.1f} {real_stats['distinct2']:>11.3f}{''.join(cells)}")
 
 
 def styles(ck, test) -> None:

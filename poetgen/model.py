@@ -193,8 +193,8 @@ class LanguageModel(nn.Module):
         cluster): here one gather picks every non-padding position in cluster order, each
         cluster's rows are then a contiguous slice, and one scatter puts the results back."""
         head = self.head
-        rows = (targets != PAD).view(-1).nonzero().squeeze(1)
-        flat = targets.view(-1).index_select(0, rows)
+        rows = (targets != PAD).reshape(-1).nonzero().squeeze(1)
+        flat = targets.reshape(-1).index_select(0, rows)  # targets may be a window of a wider batch
         edges = torch.tensor(head.cutoffs[:-1], device=flat.device)
         cluster = torch.bucketize(flat, edges, right=True)  # 0: the shortlist; i: tail cluster i - 1
         order = torch.argsort(cluster, stable=True)

@@ -25,8 +25,8 @@ from poetgen.poems import prosody
 from poetgen.poems.masks import vocab_masks
 from poetgen.poems.plan import check_form, model_script
 from poetgen.poems.text import FORMS, is_cjk
-from poetgen.poems.write import MAX_POEMS, Poem, write_poems
-from poetgen.sample import DEFAULT_TEMPERATURE, Sampling
+from poetgen.poems.write import MAX_POEMS, POEM_TEMPERATURE, Poem, write_poems
+from poetgen.sample import Sampling
 from poetgen.vocab import BOS, EOS
 
 PREFIX_PROMPTS = ("青山", "明月", "春风", "秋水", "白云", "孤舟", "故人", "江南")
@@ -113,7 +113,7 @@ def evaluate_poems(
     forms = list(forms) if forms is not None else [f for f in FORMS if not ck.categories or f in ck.categories]
     for form in forms:
         check_form(form)
-    sampling = (sampling or Sampling()).resolved(DEFAULT_TEMPERATURE)
+    sampling = (sampling or Sampling()).resolved(POEM_TEMPERATURE)
     result: dict = {"samples": samples, "prompts": prompts, "seed": seed, "scheme": rhyme_scheme,
                     "temperature": sampling.temperature, "top_k": sampling.top_k, "top_p": sampling.top_p}
     if not ck.seen:
