@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import random
 import re
 import time
@@ -74,7 +75,7 @@ def main() -> None:
     parser.add_argument("--temp", type=float, default=POEM_TEMPERATURE)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scheme", default="pingshui", choices=["pingshui", "xinyun"])
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: what poetgen write uses, 1)")
     parser.add_argument("--forms", nargs="*", default=list(FORMS))
     parser.add_argument("--theme-sets", type=int, default=100, help="random theme keyword sets (0: skip)")
     parser.add_argument("--fluency-samples", type=int, default=200, help="poems per form for the judge (0: skip)")
@@ -82,8 +83,8 @@ def main() -> None:
                         help="candidates per poem to compare under the judge (default: 1 and the library's default)")
     parser.add_argument("--skip-table", action="store_true", help="skip the prefix/acrostic table")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.threads:  # load_for sets the thread count from POETGEN_THREADS (1 for poems by default)
+        os.environ["POETGEN_THREADS"] = str(args.threads)
 
     ck = load_for("poems", args.checkpoint)
     corpus = evaluation_corpus(ck, args.data_dir)
