@@ -50,6 +50,7 @@ from poetgen import paths
 from poetgen.checkpoint import Checkpoint
 from poetgen.data import pad
 from poetgen.errors import PoetgenError, unknown
+from poetgen.poems.styles import style_index
 from poetgen.poems.text import WIDTH_NAME, clean_marks, detect_form, nearest_form, split_lines
 from poetgen.vocab import BOS, PAD, SentencePieceVocab
 
@@ -189,17 +190,7 @@ def score_lines(
     if isinstance(lines, str):  # one string: its lines, not its characters
         lines = lines.splitlines()
     # Checkpoint and options are checked now; the input as it is read.
-    return _score(ck, lines, batch_size, _fixed_category(ck, category), _style_index(ck, style))
-
-
-def _style_index(ck: Checkpoint, style: str | None) -> int:
-    if style is None:
-        return 0
-    if not ck.styles:
-        raise PoetgenError(f"{ck.path} has no poet styles")
-    from poetgen.poems.styles import find_style
-
-    return find_style(style, ck.style_names)
+    return _score(ck, lines, batch_size, _fixed_category(ck, category), style_index(ck, style))
 
 
 def _score(ck: Checkpoint, lines: Iterable[str], batch_size: int, fixed: int | str | None,

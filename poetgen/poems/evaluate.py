@@ -183,11 +183,11 @@ def heldout_perplexity(ck: Checkpoint, corpus_samples: Sequence[Sample], batch_s
     a styled model, on the poet ``style`` for every sample (None: any)."""
     from poetgen.data import encode
     from poetgen.evaluate import lm_nll, perplexity
-    from poetgen.poems.styles import find_style
+    from poetgen.poems.styles import style_index
 
     examples = encode(list(corpus_samples), ck.tokenizer, ck.categories)
     if style is not None:
-        index = find_style(style, ck.style_names)
+        index = style_index(ck, style)
         examples = [replace(e, style=index) for e in examples]
     if not examples:
         raise PoetgenError("no samples to measure perplexity on")

@@ -13,6 +13,8 @@ import difflib
 import hashlib
 from collections import Counter
 
+from poetgen.checkpoint import Checkpoint
+from poetgen.corpora import to_script
 from poetgen.errors import bad_value
 
 ANY = "any"
@@ -49,3 +51,14 @@ def find_style(name: str, names: list[str], convert=None) -> int:
     hint = f" (did you mean {' or '.join(close)}?)" if close else ""
     raise bad_value("style", f"'{name}' is not one of this model's {len(names) - 1} poets{hint}; "
                              "'list' lists them")
+
+
+def style_index(ck: Checkpoint, style: str | None) -> int:
+    """The index of poet ``style`` (either script) among ``ck``'s styles; None is any (0)."""
+    if style is None:
+        return 0
+    if not ck.styles:
+        raise bad_value("style", f"needs a model conditioned on poets; {ck.path.name} has none "
+                        "(train one with --styles N)")
+    script = (ck.meta.get("corpus") or {}).get("script")
+    return find_style(style, ck.style_names, (lambda t: to_script(t, script)) if script else None)

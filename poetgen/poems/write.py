@@ -14,7 +14,7 @@ from poetgen.poems import prosody
 from poetgen.poems.decoder import Decoder
 from poetgen.poems.masks import vocab_masks
 from poetgen.poems.plan import AUTO, Plan, model_script, normalise, plan_acrostic, plan_prefix, plan_theme
-from poetgen.poems.styles import find_style
+from poetgen.poems.styles import style_index
 from poetgen.sample import Sampling
 
 MAX_POEMS = 1000
@@ -87,7 +87,7 @@ def write_poems(
     if theme is not None:
         plan = plan_theme(ck, vocab, plan, theme)
     if style is not None:
-        plan = replace(plan, style=pick_style(ck, style))
+        plan = replace(plan, style=style_index(ck, style))
     mood_text = ""
     if mood.strip():
         mood_text = normalise(mood, "the mood", ck, vocab, drop_unknown=True)
@@ -120,15 +120,6 @@ def write_poems(
         poems.append(Poem(text, lines, plan.form, check.rhyme_group, seeds[i], check.to_dict(), copied[i],
                           scores[i], poet))
     return poems
-
-
-def pick_style(ck: Checkpoint, style: str) -> int:
-    """The index of poet ``style`` among the model's styles (``any`` is 0)."""
-    if not ck.styles:
-        raise bad_value("style", f"needs a model conditioned on poets; {ck.path.name} has none "
-                        "(train one with --styles N)")
-    script = model_script(ck)
-    return find_style(style, ck.style_names, (lambda t: to_script(t, script)) if script else None)
 
 
 def style_list(ck: Checkpoint) -> list[dict]:
