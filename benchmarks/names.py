@@ -258,8 +258,10 @@ def print_classifiers(named: dict[str, dict], labels: list[str]) -> None:
         print(f"    {name}: test accuracy {t['accuracy']:.3f} balanced {t['balanced_accuracy']:.3f} macro-F1 "
               f"{t['macro_f1']:.3f} | ECE {f['ece_raw']:.3f} raw, {f['ece']:.3f} at T={f['temperature']:.2f} | "
               f"OOS ({f['oos_names']} names) accuracy {o['accuracy']:.3f} balanced {o['balanced_accuracy']:.3f}")
-    print("    OOS recall by language: " + "  ".join(
-        f"{lang} " + "/".join(f"{f['oos']['recall'][i]:.2f}" for f in named.values()) for i, lang in enumerate(labels)))
+    for part, title in (("oos", "out-of-sample"), ("test", "test split")):
+        print(f"    {title} recall by language ({' / '.join(named)}): " + "  ".join(
+            f"{lang} " + "/".join(f"{f[part]['recall'][i]:.2f}" for f in named.values())
+            for i, lang in enumerate(labels)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,15 +42,19 @@ def _category(model: nn.Module, batch: dict[str, Tensor]) -> Tensor | None:
 
 
 @torch.no_grad()
-def classifier_logits(model: nn.Module, examples: list[Example], batch_size: int = 512) -> tuple[Tensor, Tensor]:
-    """Logits (N, C) and true labels (N,), in the order of ``examples``."""
+def classifier_logits(model: nn.Module, examples: list[Example], batch_size: int = 512,
+                      parts: bool = False) -> tuple[Tensor, Tensor]:
+    """Logits (N, C) and true labels (N,), in the order of ``examples``; with ``parts``, the two
+    scores a generative classifier mixes instead of their mixture: (N, 2, C)."""
     was_training = model.training
     model.eval()
     device = _device(model)
-    logits = torch.empty(len(examples), model.cfg.num_categories)
+    c = model.cfg.num_categories
+    logits = torch.empty(len(examples), 2, c) if parts else torch.empty(len(examples), c)
     for idx in batch_order([len(e.ids) for e in examples], batch_size, 0, 0, shuffle=False):
         batch = {k: v.to(device) for k, v in collate_classify([examples[i] for i in idx]).items()}
-        logits[idx] = model(batch["tokens"], batch["lengths"]).float().cpu()
+        score = model.parts if parts else model
+        logits[idx] = score(batch["tokens"], batch["lengths"]).float().cpu()
     model.train(was_training)
     return logits, torch.tensor([e.category for e in examples], dtype=torch.long)
 
@@ -81,6 +85,35 @@ def fit_temperature(logits: Tensor, labels: Tensor) -> float:
     with torch.enable_grad():
         opt.step(closure)
     return float(log_t.detach().exp().clamp(0.05, 20.0))
+
+
+def fit_mixture(model: nn.Module, scores: Tensor, labels: Tensor,
+                class_weights: Tensor | None = None) -> tuple[float, float]:
+    """Set a generative classifier's ``mix`` (a, b) to the weights of its two scores (``scores``:
+    (N, 2, C) from ``classifier_logits(..., parts=True)``) that give these (validation) labels the
+    lowest cross-entropy, and return them: a log-linear ensemble of the two halves.
+
+    ``class_weights`` (per category) weigh each label's cross-entropy as training weighed it: the
+    trainer passes its own, so the mixture is fitted to the objective both halves were trained on.
+    Unweighted, the fit leans on the linear layer, which has learnt that half the names are Russian;
+    the language model knows nothing of how common a language is. (The shown probabilities are
+    calibrated afterwards, without weights, by ``fit_temperature``.)"""
+    if len(labels):
+        mix = model.mix.detach().float().cpu().clone().requires_grad_(True)
+        opt = torch.optim.LBFGS([mix], lr=0.5, max_iter=100)
+        weight = None if class_weights is None else class_weights.float().cpu()
+
+        def closure() -> Tensor:
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy((mix[:, None] * scores).sum(1), labels, weight=weight)
+            loss.backward()
+            return loss
+
+        with torch.enable_grad():
+            opt.step(closure)
+        if bool(torch.isfinite(mix).all()):
+            model.mix.copy_(mix.detach())
+    return tuple(model.mix.tolist())
 
 
 def expected_calibration_error(probs: Tensor, labels: Tensor, bins: int = 15) -> float:
@@ -135,16 +168,23 @@ def perplexity(nll: float) -> float:
 # One record per evaluation
 
 
-def evaluate_examples(model: nn.Module, examples: list[Example], num_classes: int = 0) -> dict:
+def evaluate_examples(model: nn.Module, examples: list[Example], num_classes: int = 0,
+                      fit_mix: bool = False, class_weights: Tensor | None = None) -> dict:
     """The evaluation record of a model on encoded examples.
 
     Language models: ``nll`` (mean nats per token, ``<eos>`` included), ``ppl`` and ``tokens``.
     Classifiers: ``loss`` (mean cross-entropy per name), ``temperature`` (the softmax temperature
     that calibrates them on these examples, see ``fit_temperature``) and ``classification_report``'s
-    figures.
+    figures. ``fit_mix`` (the trainer, on validation data) first fits a generative classifier's
+    mixture on these examples (``fit_mixture``, with ``class_weights``), in the same pass over them.
     """
     if getattr(model, "cfg", None) is not None and model.cfg.task == "classify":
-        logits, labels = classifier_logits(model, examples)
+        if fit_mix and getattr(model, "lm", None) is not None:
+            scores, labels = classifier_logits(model, examples, parts=True)
+            fit_mixture(model, scores, labels, class_weights)
+            logits = model.mixed(scores)
+        else:
+            logits, labels = classifier_logits(model, examples)
         loss = nn.functional.cross_entropy(logits, labels).item() if len(labels) else 0.0
         return {"loss": loss, "temperature": fit_temperature(logits, labels),
                 **classification_report(logits.argmax(-1), labels, num_classes)}

@@ -41,6 +41,7 @@ class ModelConfig:
     bidirectional: bool = False  # classify only
     ngram: int = 0  # classify: hashed character n-grams up to this length beside the RNN (0 = off)
     ngram_buckets: int = 8192  # hash buckets of those n-grams
+    generative: int = 0  # classify: hidden size of a language-conditioned character LM beside it (0 = off)
 
     def validate(self) -> ModelConfig:
         self.validate_choices()
@@ -62,6 +63,10 @@ class ModelConfig:
             value = getattr(self, name)
             if not 1 <= value <= 8192:
                 raise bad_value(name, f"must be between 1 and 8192, got {value}")
+        if not 0 <= self.generative <= 8192:
+            raise bad_value("generative", f"must be between 0 and 8192, got {self.generative}")
+        if self.generative and self.task != "classify":
+            raise bad_value("generative", "applies to classifiers only")
         if not 0 <= self.dropout < 1:
             raise bad_value("dropout", f"must be in [0, 1), got {self.dropout}")
         return self
@@ -243,6 +248,13 @@ class Classifier(nn.Module):
 
     The n-gram bag sees every part of the name at once (endings such as -ova, -escu, -ez are what
     tells many languages apart), where the recurrent state must carry them to the last step.
+
+    With ``cfg.generative`` the classifier also holds a character language model conditioned on the
+    category, and decides by both: a · log softmax(linear) + b · log P(name | category), the
+    weights (``mix``) fitted on validation data (``evaluate.fit_mixture``). The language model is
+    a generative classifier with a uniform prior: it learns each language's spelling from that
+    language's names alone, so a language with 60 training names is not drowned by one with 7,000,
+    where the linear layer learns the boundaries between languages.
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -255,9 +267,36 @@ class Classifier(nn.Module):
         self.ngrams = nn.Embedding(cfg.ngram_buckets, cfg.hidden) if cfg.ngram else None
         features = cfg.hidden * dirs + (cfg.hidden if cfg.ngram else 0)
         self.out = nn.Linear(features, cfg.num_categories)
+        self.lm = LanguageModel(generative_config(cfg)) if cfg.generative else None
+        if self.lm is not None:
+            self.register_buffer("mix", torch.tensor([1.0, 0.0]))  # (a, b): the linear layer alone until fitted
 
-    def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
-        """tokens (B, T) right-padded, lengths (B,) → logits (B, C)."""
+    def forward(self, tokens: Tensor, lengths: Tensor, labels: Tensor | None = None):
+        """tokens (B, T) right-padded, lengths (B,) → the logits the model decides by (B, C).
+
+        With ``labels`` (training a generative classifier): the linear layer's logits (B, C) and the
+        language model's mean NLL per character of each name under its label (B,), the two losses.
+        """
+        if self.lm is None:
+            return self.discriminate(tokens, lengths)
+        if labels is not None:
+            lm_in, lm_out = _lm_sequences(tokens, lengths)
+            nll = self.lm(lm_in, lm_out, labels) / (lengths.to(tokens.device) + 1)
+            return self.discriminate(tokens, lengths), nll
+        return self.mixed(self.parts(tokens, lengths))
+
+    def mixed(self, parts: Tensor) -> Tensor:
+        """The decision's logits from ``parts``' two scores (…, 2, C): a · first + b · second."""
+        return (self.mix.to(parts.device, parts.dtype)[:, None] * parts).sum(-2)
+
+    def parts(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        """The two scores a generative classifier mixes, (B, 2, C): log softmax of the linear layer
+        and log P(name | category)."""
+        logits = self.discriminate(tokens, lengths).log_softmax(-1)
+        return torch.stack([logits, self.name_log_likelihood(tokens, lengths).to(logits.dtype)], dim=1)
+
+    def discriminate(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        """The linear layer's logits over the RNN's last state (and the n-gram bag): (B, C)."""
         x = self.drop(self.embed(tokens))
         if isinstance(self.rnn, CustomRNN):
             _, state = self.rnn(x, lengths=lengths)
@@ -270,6 +309,14 @@ class Classifier(nn.Module):
         if self.ngrams is not None:
             features.append(self.ngram_bag(tokens, lengths))
         return self.out(self.drop(torch.cat(features, dim=-1)))
+
+    def name_log_likelihood(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        """log P(name | category) for every category, the end mark included: (B, C)."""
+        b, c = tokens.shape[0], self.cfg.num_categories
+        lm_in, lm_out = _lm_sequences(tokens, lengths)
+        every = torch.arange(c, device=tokens.device).repeat(b)
+        ll = self.lm.token_log_probs(lm_in.repeat_interleave(c, 0), lm_out.repeat_interleave(c, 0), every)
+        return ll.sum(1).view(b, c)
 
     def ngram_bag(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         """Mean embedding of the name's character n-grams, n = 1..cfg.ngram, the name framed by
@@ -289,6 +336,24 @@ class Classifier(nn.Module):
         ids, mask = torch.cat(ids, dim=1), torch.cat(valid, dim=1).to(self.ngrams.weight.dtype)
         summed = (self.ngrams(ids) * mask[..., None]).sum(1)
         return summed / mask.sum(1, keepdim=True).clamp(min=1)
+
+
+def generative_config(cfg: ModelConfig) -> ModelConfig:
+    """The language model inside a generative classifier: an LSTM of two ``cfg.generative`` layers
+    over the classifier's vocabulary, conditioned on its categories (the names generator's shape)."""
+    return ModelConfig(task="lm", model="lstm", cell=cfg.cell, vocab_size=cfg.vocab_size,
+                       num_categories=cfg.num_categories, embed=cfg.embed, hidden=cfg.generative, layers=2,
+                       dropout=cfg.dropout)
+
+
+def _lm_sequences(tokens: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    """A right-padded batch of names as a language model reads them: ``<bos>`` + name, and name +
+    ``<eos>`` as the targets (padding after)."""
+    b = tokens.shape[0]
+    start = torch.full((b, 1), BOS, dtype=tokens.dtype, device=tokens.device)
+    targets = torch.cat([tokens, torch.full_like(start, PAD)], dim=1)
+    targets[torch.arange(b, device=tokens.device), lengths.to(tokens.device)] = EOS
+    return torch.cat([start, tokens], dim=1), targets
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:

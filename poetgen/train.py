@@ -269,8 +269,9 @@ class Trainer:
 
     def _loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, int]:
         """The batch's summed training objective (what is optimised: with label smoothing and class
-        weights), its summed plain cross-entropy (what validation measures; no gradient) and the
-        number of items both sum over (tokens or names)."""
+        weights; a generative classifier adds its language model's NLL per character), its summed
+        plain cross-entropy (what validation measures; no gradient; for a generative classifier, that
+        of its linear layer) and the number of items both sum over (tokens or names)."""
         weights = self.data.class_weights
         with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
             if self.cfg.task == "lm":
@@ -279,10 +280,15 @@ class Trainer:
                 nll = self.net(batch["tokens"], batch["targets"], category, style).float()  # (B,)
                 objective = nll if weights is None else nll * weights[batch["category"]]
                 return objective.sum(), nll.detach().sum(), int((batch["targets"] != 0).sum())
-            logits = self.net(batch["tokens"], batch["lengths"])
-        labels = batch["labels"]
+            labels = batch["labels"]
+            if self.model_cfg.generative:  # both halves learn at once, each from its own loss
+                logits, lm_nll = self.net(batch["tokens"], batch["lengths"], labels)
+            else:
+                logits, lm_nll = self.net(batch["tokens"], batch["lengths"]), None
         loss = nn.functional.cross_entropy(logits.float(), labels, reduction="none",
                                            label_smoothing=self.cfg.label_smoothing)
+        if lm_nll is not None:
+            loss = loss + lm_nll.float()
         if weights is not None:  # weighted sum (not torch's weighted mean): DDP-safe normalisation
             loss = loss * weights[labels]
         plain = nn.functional.cross_entropy(logits.detach().float(), labels, reduction="sum")
@@ -318,7 +324,8 @@ class Trainer:
     # -- evaluation and checkpoints --------------------------------------------------------
 
     def evaluate(self) -> dict:
-        result = evaluate_examples(self.model, self.val_set, len(self.categories))
+        result = evaluate_examples(self.model, self.val_set, len(self.categories), fit_mix=True,
+                                   class_weights=self.data.class_weights)
         if self.cfg.task == "lm":
             return {"val_loss": result["nll"]}
         return {"val_loss": result["loss"], "val_accuracy": result["accuracy"], "val_macro_f1": result["macro_f1"],

@@ -18,6 +18,7 @@ from conftest import train_tiny
 
 from poetgen.checkpoint import Checkpoint, bundled_checkpoint, load_checkpoint
 from poetgen.config import TrainConfig, preset
+from poetgen.data import Example, collate_lm, encode, pad
 from poetgen.errors import PoetgenError
 from poetgen.model import ModelConfig
 from poetgen.names.classify import classify
@@ -388,6 +389,61 @@ def test_ngram_features_train_and_see_the_whole_name(data_dir: Path, tmp_path: P
     tokens = torch.tensor([ck.tokenizer.encode("Ab"), ck.tokenizer.encode("bA")])
     bags = ck.model.ngram_bag(tokens, torch.tensor([2, 2]))
     assert not torch.allclose(bags[0], bags[1])
+
+
+@pytest.fixture(scope="module")
+def hybrid_ck(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Checkpoint:
+    """A classifier with a language model beside it (--generative)."""
+    model = {"model": "gru", "embed": 16, "hidden": 32, "dropout": 0.0, "bidirectional": True, "generative": 32}
+    return _train(data_dir, tmp_path_factory.mktemp("hybrid"), "classify", model, 150)
+
+
+def test_generative_classifier_decides_by_its_fitted_mixture(hybrid_ck: Checkpoint, data_dir: Path) -> None:
+    a, b = hybrid_ck.model.mix.tolist()
+    assert b > 0, "validation found nothing in the language model"
+    assert evaluate_classifier(hybrid_ck, data_dir, "test")["accuracy"] >= 0.7
+    ids = [hybrid_ck.tokenizer.encode(n) for n in ("Ivanov", "Yamamoto", "Kowalski")]
+    tokens, lengths = pad(ids), torch.tensor([len(x) for x in ids])
+    parts = hybrid_ck.model.parts(tokens, lengths)
+    assert torch.allclose(hybrid_ck.model(tokens, lengths), a * parts[:, 0] + b * parts[:, 1], atol=1e-5)
+    assert [hybrid_ck.categories[i] for i in parts[:, 1].argmax(-1)] == ["Russian", "Japanese", "Polish"]
+
+
+def test_generative_half_scores_names_as_a_language_model_reads_them(hybrid_ck: Checkpoint) -> None:
+    """log P(name | language) of the classifier's language model is the sum over <bos> name <eos>
+    that language-model training uses, whatever the other names in the batch (padding)."""
+    lm = hybrid_ck.model.lm
+    names = ["Ivanov", "Li", "Kowalczyk"]
+    ids = [hybrid_ck.tokenizer.encode(n) for n in names]
+    with torch.no_grad():
+        scores = hybrid_ck.model.name_log_likelihood(pad(ids), torch.tensor([len(x) for x in ids]))
+        for row, name_ids in zip(scores, ids, strict=True):
+            for c in range(len(hybrid_ck.categories)):
+                batch = collate_lm([Example(name_ids, c)])
+                alone = lm.token_log_probs(batch["tokens"], batch["targets"], batch["category"]).sum()
+                assert float(row[c]) == pytest.approx(float(alone), abs=1e-4)
+
+
+def test_fitting_the_mixture_never_does_worse_than_either_half(hybrid_ck: Checkpoint, data_dir: Path) -> None:
+    from poetgen.evaluate import classifier_logits, fit_mixture, split_samples
+
+    _, samples, _ = split_samples(hybrid_ck, data_dir, "val")
+    scores, labels = classifier_logits(hybrid_ck.model, encode(samples, hybrid_ck.tokenizer, hybrid_ck.categories),
+                                       parts=True)
+    saved = hybrid_ck.model.mix.clone()
+    try:
+        hybrid_ck.model.mix.copy_(torch.tensor([1.0, 0.0]))
+        a, b = fit_mixture(hybrid_ck.model, scores, labels)
+        fitted = torch.nn.functional.cross_entropy(a * scores[:, 0] + b * scores[:, 1], labels)
+        linear_only = torch.nn.functional.cross_entropy(scores[:, 0], labels)
+        assert float(fitted) <= float(linear_only) + 1e-6
+    finally:
+        hybrid_ck.model.mix.copy_(saved)
+
+
+def test_generative_applies_to_classifiers_only() -> None:
+    with pytest.raises(PoetgenError, match="generative applies to classifiers only"):
+        TrainConfig(corpus="names", task="lm", model=ModelConfig(generative=64)).validate()
 
 
 def test_fitted_temperature_undoes_overconfidence() -> None:

@@ -126,6 +126,9 @@ def train(
                                              rich_help_panel=MODEL)] = None,
     ngram: Annotated[int | None, typer.Option(help="Classifier: hashed character n-grams up to this length "
                                               "beside the RNN (0 = off).", rich_help_panel=MODEL)] = None,
+    generative: Annotated[int | None, typer.Option(help="Classifier: a language model of this hidden size "
+                                                   "per layer beside it, deciding with it (0 = off).",
+                                                   rich_help_panel=MODEL)] = None,
     styles: Annotated[int | None, typer.Option(help="Poems: condition on the N most prolific poets too "
                                                "(write --style; 0 = no poets).", rich_help_panel=DATA)] = None,
     augment: Annotated[bool | None, typer.Option("--augment/--no-augment", help="Names: add spelling variants "
@@ -169,7 +172,7 @@ def train(
     cfg = preset(corpus, task)
     overrides = {"model": model, "cell": cell, "layers": layers, "hidden": hidden, "embed": embed,
                  "dropout": dropout, "adaptive": adaptive, "tie": tie, "bidirectional": bidirectional,
-                 "ngram": ngram}
+                 "ngram": ngram, "generative": generative}
     for key, value in overrides.items():
         if value is not None:
             setattr(cfg.model, key, value)
