@@ -281,7 +281,7 @@ class Trainer:
                 objective = nll if weights is None else nll * weights[batch["category"]]
                 return objective.sum(), nll.detach().sum(), int((batch["targets"] != 0).sum())
             labels = batch["labels"]
-            if self.model_cfg.generative:  # both halves learn at once, each from its own loss
+            if getattr(self.model, "lm", None) is not None:  # generative: both halves learn, each from its loss
                 logits, lm_nll = self.net(batch["tokens"], batch["lengths"], labels)
             else:
                 logits, lm_nll = self.net(batch["tokens"], batch["lengths"]), None

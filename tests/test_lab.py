@@ -36,6 +36,7 @@ def tiny_config(task: str = "classify"):
     cfg.model.embed = cfg.model.hidden = 16
     cfg.model.layers = 1
     cfg.model.bidirectional = False
+    cfg.model.generative = 0
     cfg.batch_size, cfg.warmup, cfg.lr, cfg.threads = 16, 5, 1e-2, 1
     return cfg
 
@@ -52,8 +53,10 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def compared(data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
     out = tmp_path_factory.mktemp("compare")
+    base = tiny_config()
+    base.model.generative = 8  # compare leaves it out: it would be an LSTM beside every spec
     rows = compare_models("names", "classify", SPECS, data_dir=data, out=out, budget_steps=STEPS,
-                          budget_seconds=None, seed=0, base=tiny_config())
+                          budget_seconds=None, seed=0, base=base)
     return out, rows
 
 
@@ -80,6 +83,7 @@ def test_compare_trains_every_spec_under_one_budget(compared):
     assert rows[1]["params"] == rows[3]["params"]
     assert rows[3]["val_loss"] == pytest.approx(rows[1]["val_loss"], rel=1e-3)
     assert {p.name for p in out.iterdir()} >= {"rnn", "lstm", "gru", "lstm-custom"}
+    assert {json.loads((out / p / "config.json").read_text())["model"]["generative"] for p in ("rnn", "lstm")} == {0}
     # the models took TURNS turns each: a step is timed from the step before it in the same turn
     assert json.loads((out / "rnn" / "timing.json").read_text())["steps_timed"] == STEPS - TURNS
     for label in ("rnn", "lstm"):  # an evaluation at the end of every turn: curves with 20 points

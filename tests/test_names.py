@@ -309,10 +309,10 @@ def test_classifier_checkpoint_records_its_loss(cls_ck: Checkpoint) -> None:
 
 def test_names_presets_are_the_shipped_recipes() -> None:
     cfg = preset("names", "classify")
-    assert cfg.model.model == "gru" and cfg.model.bidirectional and cfg.validate() is cfg
+    assert cfg.model.model == "gru" and cfg.model.bidirectional and cfg.model.generative and cfg.validate() is cfg
     assert (cfg.class_weight_power, cfg.label_smoothing, cfg.augment) == (0.6, 0.1, True)
     shipped = load_checkpoint(bundled_checkpoint("classify")).meta
-    keys = ("model", "hidden", "embed", "layers", "bidirectional", "ngram")
+    keys = ("model", "hidden", "embed", "layers", "bidirectional", "ngram", "generative")
     assert {k: shipped["config"][k] for k in keys} == {k: getattr(cfg.model, k) for k in keys}
     assert {k: shipped["train"][k] for k in ("class_weight_power", "label_smoothing", "augment")} == \
         {"class_weight_power": 0.6, "label_smoothing": 0.1, "augment": True}

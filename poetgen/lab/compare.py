@@ -247,6 +247,8 @@ def compare_models(
 
     template = TrainConfig.from_dict((base or preset(corpus, task)).to_dict())
     template.corpus, template.task, template.seed = corpus, task, seed
+    # A generative classifier's language model is an LSTM whatever the spec: it would blur the comparison
+    template.model = replace(template.model, generative=0)
     template.data_dir = str(data_dir) if data_dir is not None else template.data_dir
     template.max_steps = budget_steps or 0
     template.max_time = float(budget_seconds or 0.0)

@@ -62,7 +62,8 @@ def classifier_config():
     from poetgen.config import preset
 
     cfg = preset("names", "classify")
-    cfg.model = replace(cfg.model, embed=64, hidden=128, layers=1, bidirectional=False, ngram=0)
+    cfg.model = replace(cfg.model, embed=64, hidden=128, layers=1, bidirectional=False, ngram=0,
+                        generative=0)
     cfg.augment, cfg.epochs = False, EPOCHS
     return cfg
 
