@@ -51,9 +51,9 @@ def classifier_logits(model: nn.Module, examples: list[Example], batch_size: int
     device = _device(model)
     c = model.cfg.num_categories
     logits = torch.empty(len(examples), 2, c) if parts else torch.empty(len(examples), c)
+    score = model.parts if parts else model
     for idx in batch_order([len(e.ids) for e in examples], batch_size, 0, 0, shuffle=False):
         batch = {k: v.to(device) for k, v in collate_classify([examples[i] for i in idx]).items()}
-        score = model.parts if parts else model
         logits[idx] = score(batch["tokens"], batch["lengths"]).float().cpu()
     model.train(was_training)
     return logits, torch.tensor([e.category for e in examples], dtype=torch.long)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor
 
 from poetgen.checkpoint import Checkpoint
 from poetgen.corpora import normalize_name
@@ -125,12 +124,13 @@ def _sample_chunk(
         live = row_name.unique()  # sorted: the names still being drawn
         slot = torch.full((count,), -1, dtype=torch.long)
         slot[live] = torch.arange(len(live))
-        log_probs = state_log_probs[row_state]  # (rows, V), rows in name order
-        # log P(c | prefix, X): each live name has exactly one row of its asked language, (n, V)
-        own = log_probs[row_lang == target[row_name]] if guidance else log_probs
+        lp = torch.full((len(live), languages, state_log_probs.shape[-1]), -math.inf)
+        log_probs = state_log_probs[row_state]  # (rows, V)
+        lp[slot[row_name], row_lang if guidance else 0] = log_probs
+        own = lp[torch.arange(len(live)), target[live] if guidance else 0]  # log P(c | prefix, X), (n, V)
         if guidance and (step >= GUIDE_FROM or start_ids):
             posterior = prefix_ll[live].log_softmax(-1)  # log P(L | prefix), uniform prior, (n, C)
-            mixture = _mixture(log_probs, posterior, slot[row_name], row_lang)  # log P(c | prefix), (n, V)
+            mixture = torch.logsumexp(posterior[:, :, None] + lp, dim=1)  # log P(c | prefix), (n, V)
             logits = own + guidance * (own - mixture)
         else:
             logits = own.clone()
@@ -154,16 +154,6 @@ def _sample_chunk(
         state_log_probs = stepper.feed(children % vocab_size).float().cpu()
     names = [ck.tokenizer.decode(ids) if ok else None for ids, ok in zip(out, done.tolist(), strict=True)]
     return names, prefix_ll
-
-
-def _mixture(log_probs: Tensor, posterior: Tensor, row_slot: Tensor, row_lang: Tensor) -> Tensor:
-    """log Σ_L P(L | prefix) P(c | prefix, L) per live name, summed over the rows still in play
-    (a ruled-out language has no row and a posterior of 0): (n, V). A log-sum-exp over rows, with
-    each name's largest term taken out first, so that nothing underflows."""
-    terms = posterior[row_slot, row_lang][:, None] + log_probs  # (rows, V)
-    where = row_slot[:, None].expand_as(terms)
-    peak = torch.full((len(posterior), log_probs.shape[1]), -math.inf).scatter_reduce_(0, where, terms, "amax")
-    return peak + torch.zeros_like(peak).index_add_(0, row_slot, (terms - peak[row_slot]).exp()).log()
 
 
 def _in_play(prefix_ll: torch.Tensor, target: torch.Tensor, row_name: torch.Tensor,
