@@ -247,7 +247,8 @@ def test_two_process_ddp_matches_one_process(tiny_data: Path, tmp_path: Path):
     ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                           "-m", "poetgen", "train", *common, "--out", str(tmp_path / "two")],
                          capture_output=True, text=True, env=env, timeout=300)
-    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    # A rank's own error comes first, torchrun's summary of the failure last: show both.
+    assert ddp.returncode == 0, ddp.stderr[:2000] + "\n…\n" + ddp.stderr[-1000:]
     one, two = weights(tmp_path / "one"), weights(tmp_path / "two")
     for k in one:
         torch.testing.assert_close(two[k], one[k], rtol=1e-4, atol=1e-5, msg=k)
