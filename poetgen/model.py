@@ -5,7 +5,7 @@ Shapes: B batch, T time steps, E embedding, H hidden, V vocabulary, C categories
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import torch
 from torch import Tensor, nn
@@ -18,6 +18,10 @@ from poetgen.vocab import BOS, EOS, PAD
 MODELS = ("rnn", "lstm", "gru", "tutorial-rnn")  # tutorial-rnn: the assignment's own (tutorial.py)
 CELLS = ("torch", "custom")
 TASKS = ("lm", "classify")
+# What the tutorials' RNN lacks, at the value that means "none of it": one layer, one direction,
+# no n-grams, no language model beside it, no adaptive or tied output, torch's cell.
+TUTORIAL_PLAIN = {"layers": 1, "bidirectional": False, "ngram": 0, "generative": 0, "adaptive": False,
+                  "tie": False, "cell": "torch"}
 LOGITS_ELEMENTS = 1 << 24  # a full-softmax head computes at most this many logits at once when scoring
 
 
@@ -69,6 +73,11 @@ class ModelConfig:
             raise bad_value("generative", "applies to classifiers only")
         if not 0 <= self.dropout < 1:
             raise bad_value("dropout", f"must be in [0, 1), got {self.dropout}")
+        if self.model == "tutorial-rnn":  # it would ignore them, and its config would claim them
+            for name, plain in TUTORIAL_PLAIN.items():
+                if getattr(self, name) != plain:
+                    raise bad_value(name, f"does not apply to the tutorial-rnn model (the tutorials' one-layer "
+                                          f"RNN), got {getattr(self, name)}")
         return self
 
     def to_dict(self) -> dict:
@@ -80,7 +89,10 @@ class ModelConfig:
         extra = set(data) - known
         if extra:
             raise PoetgenError(f"checkpoint config has unknown fields: {', '.join(sorted(extra))}")
-        return cls(**data).validate()
+        cfg = cls(**data)
+        if cfg.model == "tutorial-rnn":  # earlier versions recorded the preset's extras, never built
+            cfg = with_model(cfg, cfg.model)
+        return cfg.validate()
 
 
 class LockedDropout(nn.Module):
@@ -354,6 +366,15 @@ def _lm_sequences(tokens: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
     targets = torch.cat([tokens, torch.full_like(start, PAD)], dim=1)
     targets[torch.arange(b, device=tokens.device), lengths.to(tokens.device)] = EOS
     return torch.cat([start, tokens], dim=1), targets
+
+
+def with_model(cfg: ModelConfig, model: str, cell: str | None = None) -> ModelConfig:
+    """``cfg`` on another network (and cell). For the tutorials' RNN, the structure it lacks is
+    dropped from the recipe (``TUTORIAL_PLAIN``); its sizes and dropout stay."""
+    out = replace(cfg, model=model, cell=cell or cfg.cell)
+    if model == "tutorial-rnn":
+        out = replace(out, **{k: v for k, v in TUTORIAL_PLAIN.items() if k != "cell"})
+    return out
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:

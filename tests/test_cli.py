@@ -56,6 +56,8 @@ def test_corpus_info_prints_statistics(tiny_data: Path):
         (["train", "--corpus", "names", "--task", "clasify", "--data-dir", "{data}"], "unknown task"),
         (["train", "--label-smoothing", "1", "--task", "classify", "--corpus", "names", "--data-dir", "{data}"],
          "--label-smoothing must be in [0, 1)"),
+        (["train", "--corpus", "names", "--task", "classify", "--model", "tutorial-rnn", "--ngram", "4",
+          "--data-dir", "{data}"], "--ngram does not apply to the tutorial-rnn model"),
         (["write", "青山", "--temp", "-0.5"], "--temp must be a number >= 0"),
         (["write", "青山", "--top-p", "1.5"], "--top-p must be in (0, 1]"),
         (["check", "   "], "the poem is empty"),
@@ -71,6 +73,19 @@ def test_bad_input_is_one_line_and_exit_2(tiny_data: Path, args: list[str], mess
     assert message in result.output
     assert "Traceback" not in result.output
     assert len([line for line in result.output.splitlines() if line.strip()]) == 1, result.output
+
+
+def test_the_tutorial_rnn_takes_the_preset_without_structure_it_lacks(tiny_data: Path, tmp_path: Path):
+    """The classify preset's n-grams, second direction and language model are not the tutorial's
+    network: asking for that network drops them, so its config says what was trained."""
+    out = tmp_path / "tutorial"
+    result = run("train", "--corpus", "names", "--task", "classify", "--model", "tutorial-rnn", "--data-dir",
+                 str(tiny_data), "--max-steps", "2", "--batch-size", "8", "--quiet", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    model = json.loads((out / "config.json").read_text())["model"]
+    assert (model["model"], model["layers"], model["bidirectional"], model["ngram"], model["generative"]) == \
+        ("tutorial-rnn", 1, False, 0, 0)
+    assert model["hidden"] == 128  # the preset's sizes stay
 
 
 def test_typer_usage_errors_exit_2():

@@ -446,6 +446,17 @@ def test_generative_applies_to_classifiers_only() -> None:
         TrainConfig(corpus="names", task="lm", model=ModelConfig(generative=64)).validate()
 
 
+def test_old_tutorial_configs_that_claim_the_presets_extras_still_load() -> None:
+    """Earlier versions recorded the classify preset's n-grams etc. for a tutorial-rnn they never
+    built; such a config reads as the network it describes."""
+    old = ModelConfig(task="classify", model="tutorial-rnn", vocab_size=30, num_categories=3, layers=1,
+                      bidirectional=True, ngram=4, generative=384).to_dict()
+    cfg = ModelConfig.from_dict(old)
+    assert (cfg.bidirectional, cfg.ngram, cfg.generative, cfg.hidden) == (False, 0, 0, old["hidden"])
+    with pytest.raises(PoetgenError, match=r"^bidirectional does not apply to the tutorial-rnn model"):
+        ModelConfig(task="classify", model="tutorial-rnn", layers=1, bidirectional=True).validate_choices()
+
+
 def test_fitted_temperature_undoes_overconfidence() -> None:
     from poetgen.evaluate import expected_calibration_error, fit_temperature
 

@@ -323,7 +323,9 @@ def present(renderable: Any, plain: Callable[[], str] | None = None) -> None:
 FLAGS = {"temperature": "--temp", "top_k": "--top-k", "top_p": "--top-p", "seed": "--seed", "n": "--num",
          "candidates": "--candidates", "form": "--form", "theme": "--theme", "style": "--style",
          "start": "--start", "guidance": "--guidance", "rerank": "--rerank", "embed": "--embed",
-         "hidden": "--hidden", "layers": "--layers", "dropout": "--dropout", "generative": "--generative"}
+         "hidden": "--hidden", "layers": "--layers", "dropout": "--dropout", "generative": "--generative",
+         "ngram": "--ngram", "bidirectional": "--bidirectional", "adaptive": "--adaptive", "tie": "--tie",
+         "cell": "--cell", "model": "--model"}
 
 
 def sampling_of(temp: float | None, top_k: int | None, top_p: float | None, seed: int | None, greedy: bool = False):

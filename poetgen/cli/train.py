@@ -167,10 +167,13 @@ def train(
 ) -> None:
     """Train a language model or a classifier; writes best/last checkpoints and metrics.jsonl."""
     from poetgen.config import preset
+    from poetgen.model import with_model
     from poetgen.train import Trainer, describe
 
     cfg = preset(corpus, task)
-    overrides = {"model": model, "cell": cell, "layers": layers, "hidden": hidden, "embed": embed,
+    if model is not None:
+        cfg.model = with_model(cfg.model, model)
+    overrides = {"cell": cell, "layers": layers, "hidden": hidden, "embed": embed,
                  "dropout": dropout, "adaptive": adaptive, "tie": tie, "bidirectional": bidirectional,
                  "ngram": ngram, "generative": generative}
     for key, value in overrides.items():

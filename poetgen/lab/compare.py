@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from poetgen.errors import PoetgenError, unknown
-from poetgen.model import CELLS, MODELS
+from poetgen.model import CELLS, MODELS, with_model
 from poetgen.paths import check_writable
 
 DEFAULT_MODELS = ("rnn", "lstm", "gru", "lstm:custom")
@@ -271,7 +271,7 @@ def compare_models(
     trainers: dict[str, Trainer] = {}
     stamps: dict[str, list[float]] = {label: [] for label in labels}
     for i, ((model, cell), label) in enumerate(zip(specs, labels, strict=True), start=1):
-        cfg = replace(template, model=replace(template.model, model=model, cell=cell))
+        cfg = replace(template, model=with_model(template.model, model, cell))
         say({"event": "start", "label": label, "index": i, "total": len(specs), "run": str(out / folder_name(label))})
 
         def progress(event: dict, label: str = label) -> None:
