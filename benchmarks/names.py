@@ -253,8 +253,8 @@ def classifier_figures(ck, data_dir: str, oos: list[tuple[str, str]]) -> dict:
             "temperature": temperature(ck), "oos": oos_report, "oos_names": len(known)}
 
 
-def paired_bootstrap(preds: Tensor, base: Tensor | None, labels: Tensor, classes: int, rounds: int = 1000,
-                     seed: int = 0) -> dict[str, tuple[float, float]]:
+def bootstrap(preds: Tensor, base: Tensor | None, labels: Tensor, classes: int, rounds: int = 1000,
+              seed: int = 0) -> dict[str, tuple[float, float]]:
     """2.5th and 97.5th percentiles of (metric of ``preds`` − metric of ``base``) over resamples of
     the test pairs, or of the metric itself without ``base``: with 6–11 test names in five
     languages, one name moves balanced accuracy by ~0.006, so a difference smaller than this
@@ -283,12 +283,12 @@ def print_classifiers(named: dict[str, dict], labels: list[str]) -> None:
               f"OOS ({f['oos_names']} names) accuracy {o['accuracy']:.3f} balanced {o['balanced_accuracy']:.3f}")
     first = next(iter(named.values()))
     for name, f in named.items():
-        ci = paired_bootstrap(f["preds"], None, f["labels"], len(labels))
+        ci = bootstrap(f["preds"], None, f["labels"], len(labels))
         print(f"    {name}, test split, 95% bootstrap interval (1000 resamples of the pairs): " + ", ".join(
             f"{key} {ci[key][0]:.3f} … {ci[key][1]:.3f}" for key in ("balanced_accuracy", "macro_f1")) +
             f"; balanced ≥ {TARGET_BALANCED} and macro-F1 ≥ {TARGET_MACRO_F1} in {ci['meets']:.0%} of resamples")
     for name, f in list(named.items())[1:]:
-        diff = paired_bootstrap(f["preds"], first["preds"], f["labels"], len(labels))
+        diff = bootstrap(f["preds"], first["preds"], f["labels"], len(labels))
         print(f"    {name} − {next(iter(named))}, test split, 95% bootstrap interval (1000 resamples of the "
               f"pairs, the same for both): " + ", ".join(
                   f"{key} {diff[key][0]:+.3f} … {diff[key][1]:+.3f}"

@@ -370,7 +370,8 @@ def _lm_sequences(tokens: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
 
 def with_model(cfg: ModelConfig, model: str, cell: str | None = None) -> ModelConfig:
     """``cfg`` on another network (and cell). For the tutorials' RNN, the structure it lacks is
-    dropped from the recipe (``TUTORIAL_PLAIN``); its sizes and dropout stay."""
+    dropped from the recipe (``TUTORIAL_PLAIN``); its sizes and dropout stay, and so does a cell
+    asked for, which validation then refuses rather than ignore."""
     out = replace(cfg, model=model, cell=cell or cfg.cell)
     if model == "tutorial-rnn":
         out = replace(out, **{k: v for k, v in TUTORIAL_PLAIN.items() if k != "cell"})

@@ -454,9 +454,12 @@ class Trainer:
             # DDP's reducer sits in reference cycles that hold the process group: left to interpreter
             # exit, gloo's threads die unjoined there and abort the process ("terminate called
             # without an active exception", ~1 run in 10 on torch 2.13). Free it while Python lives.
+            import torch.distributed as dist
+
             self.net = self.model
             gc.collect()
-            _distributed_teardown()
+            if dist.is_initialized():
+                dist.destroy_process_group()
 
     def _log_point(self) -> None:
         st = self.state
@@ -579,13 +582,6 @@ def _distributed_setup() -> tuple[int, int]:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return dist.get_rank(), dist.get_world_size()
-
-
-def _distributed_teardown() -> None:
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        dist.destroy_process_group()
 
 
 def _all_reduce_sum(value: float, world: int, device: torch.device) -> float:
