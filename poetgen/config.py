@@ -7,10 +7,10 @@ import math
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
 
-from poetgen.errors import PoetgenError, unknown
+from poetgen.errors import PoetgenError, bad_value, unknown
 from poetgen.model import ModelConfig
-from poetgen.sample import MAX_SEED
 
+MAX_SEED = 2**63 - 1  # seeds are integers from 0 to 2^63 - 1 (torch.Generator's range)
 SCHEDULES = ("cosine", "plateau", "constant")
 OPTIMIZERS = ("adamw", "adam")
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -28,6 +28,12 @@ def thread_count(text: str, name: str = "POETGEN_THREADS") -> int:
     if not text.strip().isdigit() or not 1 <= int(text) <= max_threads():
         raise PoetgenError(f"{name} must be a whole number from 1 to {max_threads()} (4 per core), got '{text}'")
     return int(text)
+
+
+def check_seed(seed: int | None) -> None:
+    """Seeds are whole numbers from 0 to ``MAX_SEED``; None asks for a random one."""
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise bad_value("seed", f"must be between 0 and {MAX_SEED}, got {seed}")
 
 
 @dataclass

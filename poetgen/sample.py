@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from poetgen.checkpoint import Checkpoint
+from poetgen.config import check_seed
 from poetgen.errors import PoetgenError, bad_value
 from poetgen.vocab import BOS, EOS, PAD, UNK
 
@@ -25,7 +26,6 @@ from poetgen.vocab import BOS, EOS, PAD, UNK
 # float32 logits to inf (NaN after softmax): such temperatures are decoded greedily.
 GREEDY_BELOW = 1e-3
 DEFAULT_TEMPERATURE = 0.8  # free text and poems
-MAX_SEED = 2**63 - 1  # seeds are integers from 0 to 2^63 - 1 (torch.Generator's range)
 
 
 @dataclass
@@ -65,12 +65,6 @@ class Sampling:
         else:
             g.manual_seed(self.seed)
         return g
-
-
-def check_seed(seed: int | None) -> None:
-    """Seeds are whole numbers from 0 to ``MAX_SEED``; None asks for a random one."""
-    if seed is not None and not 0 <= seed <= MAX_SEED:
-        raise bad_value("seed", f"must be between 0 and {MAX_SEED}, got {seed}")
 
 
 def filter_logits(logits: Tensor, temperature: float, top_k: int = 0, top_p: float = 1.0) -> Tensor:

@@ -54,7 +54,7 @@ def compare(
     specs = [m.strip() for m in models.split(",") if m.strip()]
     if not specs:
         raise PoetgenError("--models is empty")
-    from poetgen.sample import check_seed
+    from poetgen.config import check_seed
 
     check_seed(seed)
     check_writable(out_dir)  # fail here, in one line, before any training starts (and create nothing)

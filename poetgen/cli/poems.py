@@ -128,7 +128,7 @@ def evaluate(
     as_json: Json = False,
 ) -> None:
     """Evaluate a model: poems (form, rhyme, copies, perplexity) or a names classifier / generator."""
-    from poetgen.sample import check_seed
+    from poetgen.config import check_seed
 
     check_seed(seed)
     ck = load_model(None, checkpoint)

@@ -122,10 +122,10 @@ def run_lab(out: Path, *, seconds: float = DEFAULT_SECONDS, seed: int = 0, data_
             log: Callable[[str], None] | None = None) -> Path:
     """Train the lab's models into ``out`` and write ``out/report/report.md`` (and ``.html``);
     returns the path of ``report.md``. ``log`` receives progress lines."""
+    from poetgen.config import check_seed
     from poetgen.corpora import load_corpus
     from poetgen.lab.compare import compare_models, fairness_note
     from poetgen.lab.report import Para, write_report
-    from poetgen.sample import check_seed
 
     say = log or (lambda _line: None)
     per_classifier = classifier_seconds(seconds)

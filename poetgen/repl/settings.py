@@ -73,7 +73,7 @@ def _switch(text: str) -> bool:
 
 
 def _seed(text: str) -> int | None:
-    from poetgen.sample import MAX_SEED
+    from poetgen.config import MAX_SEED
 
     if text.lower() in ("none", "off", "random"):
         return None
