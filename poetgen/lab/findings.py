@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from poetgen.errors import PoetgenError
+from poetgen.lab.blocks import KINDS, Block, Heading, Image, Para, Table
 from poetgen.lab.evidence import Evidence, GateSummary, GradientFlow, LengthBucket, Recurrence
-from poetgen.lab.report import KINDS, Block, Heading, Image, Para, Table
 
 if TYPE_CHECKING:
     from poetgen.checkpoint import Checkpoint

@@ -124,8 +124,9 @@ def run_lab(out: Path, *, seconds: float = DEFAULT_SECONDS, seed: int = 0, data_
     returns the path of ``report.md``. ``log`` receives progress lines."""
     from poetgen.config import check_seed
     from poetgen.corpora import load_corpus
+    from poetgen.lab.blocks import Para
     from poetgen.lab.compare import compare_models, fairness_note
-    from poetgen.lab.report import Para, write_report
+    from poetgen.lab.report import write_report
 
     say = log or (lambda _line: None)
     per_classifier = classifier_seconds(seconds)
