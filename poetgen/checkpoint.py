@@ -21,7 +21,8 @@ from torch import Tensor, nn
 
 from poetgen import __version__, paths
 from poetgen.errors import PoetgenError
-from poetgen.model import ModelConfig, build_model
+from poetgen.model import ModelConfig
+from poetgen.networks import build_model
 from poetgen.vocab import Tokenizer, tokenizer_from_dict
 
 FORMAT = "poetgen-checkpoint/1"

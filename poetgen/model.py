@@ -378,14 +378,5 @@ def with_model(cfg: ModelConfig, model: str, cell: str | None = None) -> ModelCo
     return out
 
 
-def build_model(cfg: ModelConfig) -> nn.Module:
-    cfg.validate()
-    if cfg.model == "tutorial-rnn":
-        from poetgen.tutorial import TutorialClassifier, TutorialGenerator
-
-        return TutorialGenerator(cfg) if cfg.task == "lm" else TutorialClassifier(cfg)
-    return LanguageModel(cfg) if cfg.task == "lm" else Classifier(cfg)
-
-
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())

@@ -28,7 +28,8 @@ from poetgen.corpora import Corpus, Sample, load_corpus
 from poetgen.data import Example, batch_order, collate_classify, collate_lm, encode, shard
 from poetgen.errors import PoetgenError
 from poetgen.evaluate import evaluate_examples
-from poetgen.model import ModelConfig, build_model, count_parameters, default_cutoffs
+from poetgen.model import ModelConfig, count_parameters, default_cutoffs
+from poetgen.networks import build_model
 from poetgen.poems.styles import style_table
 from poetgen.poems.text import FORMS, split_lines
 from poetgen.runs import RunFolder, RunState, state_dict

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from poetgen.checkpoint import load_checkpoint, read_header, save_checkpoint
 from poetgen.cli import app
 from poetgen.errors import PoetgenError
-from poetgen.model import ModelConfig, build_model
+from poetgen.model import ModelConfig
+from poetgen.networks import build_model
 from poetgen.vocab import CharVocab
 
 RUNNER = CliRunner()

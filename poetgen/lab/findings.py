@@ -92,7 +92,7 @@ def initial_gates(m: Measured) -> GateSummary:
     import torch
 
     from poetgen.lab.evidence import forget_gates, summarise_gates
-    from poetgen.model import build_model
+    from poetgen.networks import build_model
 
     torch.manual_seed(int(m.ck.meta.get("train", {}).get("seed", 0)))  # as the trainer does before building
     return summarise_gates(forget_gates(build_model(m.ck.config), m.examples))
