@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from poetgen import __version__, paths
+from poetgen.config import thread_count
 from poetgen.errors import PoetgenError
 from poetgen.model import ModelConfig
 from poetgen.networks import build_model
@@ -69,7 +70,7 @@ def seen_tensor(texts: Iterable[str]) -> Tensor:
 
 def save_checkpoint(
     path: Path, model: nn.Module, meta: dict, train_state: dict[str, Tensor] | None = None,
-    dtype: torch.dtype | None = None, seen: Tensor | None = None,
+    seen: Tensor | None = None,
 ) -> None:
     """Write weights (+ optional training state and seen-text hashes) and metadata atomically."""
     from safetensors import SafetensorError
@@ -80,8 +81,7 @@ def save_checkpoint(
         if t.data_ptr() in stored:  # tied weights: store once, re-tied by the model on load
             continue
         stored.add(t.data_ptr())
-        t = t.detach().cpu()
-        tensors[name] = (t.to(dtype) if dtype is not None and t.is_floating_point() else t).contiguous()
+        tensors[name] = t.detach().cpu().contiguous()
     if seen is not None:
         tensors[SEEN_KEY] = seen
     for name, t in (train_state or {}).items():
@@ -265,24 +265,9 @@ def load_for(kind: str, path: Path | str | None, device: str = "cpu") -> Checkpo
     # candidate under all 18 languages (thousands of rows a step): there threads pay (9.1 → 7.7 s
     # for `names --lang all` on 2 cores). POETGEN_THREADS overrides.
     default = min(4, os.cpu_count() or 1) if kind == "names" else 1
-    from poetgen.config import thread_count  # config → sample → checkpoint: imported here, not above
-
     torch.set_num_threads(thread_count(os.environ.get("POETGEN_THREADS", str(default))))
     ck = load_checkpoint(path if path is not None else bundled_checkpoint(kind), device)
     if ck.kind != kind:
         wanted = {"poems": "a poem language model", "names": "a names language model", "classify": "a names classifier"}
         raise PoetgenError(f"{ck.path} is {wanted[ck.kind]}, but this command needs {wanted[kind]}")
     return ck
-
-
-def export_checkpoint(src: Path | str, dst: Path | str, dtype: torch.dtype | None = torch.float16) -> Path:
-    """Re-save a checkpoint for shipping: weights in ``dtype`` (fp16 halves the file; loading turns
-    them back into fp32), metadata and seen-name hashes kept, optimizer state and local paths dropped."""
-    ck = load_checkpoint(src)
-    derived = {"format", "poetgen_version", "torch_version", "python", "optimizer_groups"}
-    meta = {k: v for k, v in ck.meta.items() if k not in derived}
-    if isinstance(meta.get("train"), dict):
-        meta["train"] = {**meta["train"], "data_dir": None}
-    seen = torch.tensor(sorted(ck.seen), dtype=torch.int64) if ck.seen else None
-    save_checkpoint(Path(dst), ck.model, meta, dtype=dtype, seen=seen)
-    return Path(dst)

@@ -42,10 +42,6 @@ def verdict(check: dict) -> Text:
     return Text.from_markup(" · ".join(parts), style="dim")
 
 
-def plain_marks(text: str) -> str:
-    return text.replace("[green]✓[/]", "✓").replace("[red]✗[/]", "✗")
-
-
 def _verses(text: str) -> list[str]:
     verses, line = [], ""
     for ch in text:
