@@ -1,6 +1,13 @@
 """The decoding core that poems, names and free text share: temperature → top-k → top-p
-filtering, one draw routine, one greedy rule, one way to ban tokens and to end a sequence, and a
-step-by-step driver that keeps a language model's recurrent state between steps.
+filtering, one draw routine, one greedy rule, the rule pipeline (``Rule``, ``constrain``), one way
+to ban tokens and to end a sequence, and a step-by-step driver that keeps a language model's
+recurrent state between steps.
+
+Every constraint on what may come next is a ``Rule``: an object called with the decoder's view of
+the history (its own context type: a poem's characters so far and the slot in the form, a name's
+letters) and the (B, V) logits, returning edited logits, as the logits-processor lists of the
+well-known generation libraries do. A sampler is a list of rules around ``draw``; adding a rule is
+adding one object, not editing the core.
 
 Names follow Hugging Face ``generate``: ``temperature``, ``top_k`` (0 = off), ``top_p`` (1.0 = off).
 ``temperature=0`` means greedy decoding (the CLI spells it ``--greedy``). A draw turns one uniform
@@ -12,7 +19,9 @@ that a poem does not depend on the others in its batch). The same seed gives the
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -110,6 +119,33 @@ def draw(logits: Tensor, sampling: Sampling, u: Tensor) -> Tensor:
     if bool(bad.any()):
         tok = torch.where(bad, logits.argmax(-1), tok)
     return tok
+
+
+class Rule:
+    """One constraint: ``rule(context, logits) → logits`` with forbidden tokens at -inf or
+    preferences added. A *soft* rule (the default) gives way, row by row, where it would leave a
+    row with no token at all, so the rules before it in the list take precedence and a draw is
+    never impossible; a hard rule (``soft = False``) always applies. Rules never edit ``logits``
+    in place: ``constrain`` keeps the tensor it passed for the fallback."""
+
+    soft: bool = True
+
+    def __call__(self, context: Any, logits: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+def unless_empty(before: Tensor, after: Tensor) -> Tensor:
+    """``after``, except in rows where it leaves no token at all (there: ``before``)."""
+    alive = torch.isfinite(after.max(-1).values)
+    return after if bool(alive.all()) else torch.where(alive[:, None], after, before)
+
+
+def constrain(rules: Sequence[Rule], context: Any, logits: Tensor) -> Tensor:
+    """Apply ``rules`` in order to (B, V) ``logits``; the first rules win where soft ones clash."""
+    for rule in rules:
+        edited = rule(context, logits)
+        logits = unless_empty(logits, edited) if rule.soft else edited
+    return logits
 
 
 def uniforms(generator: torch.Generator, n: int) -> Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -11,7 +12,7 @@ from poetgen.corpora import normalize_name
 from poetgen.data import Example, collate_lm
 from poetgen.errors import PoetgenError, bad_value
 from poetgen.names.languages import canonical_case, is_name_token, require, resolve_language
-from poetgen.sample import Sampling, Stepper, advance, ban, banned_ids, draw, end_ban, uniforms
+from poetgen.sample import Rule, Sampling, Stepper, advance, ban, banned_ids, constrain, draw, end_ban, uniforms
 from poetgen.vocab import BOS, EOS, UNK
 
 # Chosen on the shipped generator (benchmarks/names.py; 200 names per language, seed 0): at 0.9 the
@@ -104,7 +105,7 @@ def _sample_chunk(
     """
     count, vocab = len(targets), ck.tokenizer.tokens
     languages = len(ck.categories) if guidance else 1
-    banned = banned_ids(len(vocab)) + [i for i, t in enumerate(vocab) if i > UNK and not is_name_token(t)]
+    rules = name_rules(vocab, start_ids, guidance)
     target = torch.tensor(targets)
     # One row per (name, language) still in play: every language for guidance, the asked one without.
     # Rows with the same language and the same letters so far share one recurrent state (``row_state``):
@@ -128,13 +129,8 @@ def _sample_chunk(
         log_probs = state_log_probs[row_state]  # (rows, V)
         lp[slot[row_name], row_lang if guidance else 0] = log_probs
         own = lp[torch.arange(len(live)), target[live] if guidance else 0]  # log P(c | prefix, X), (n, V)
-        if guidance and (step >= GUIDE_FROM or start_ids):
-            posterior = prefix_ll[live].log_softmax(-1)  # log P(L | prefix), uniform prior, (n, C)
-            mixture = torch.logsumexp(posterior[:, :, None] + lp, dim=1)  # log P(c | prefix), (n, V)
-            logits = own + guidance * (own - mixture)
-        else:
-            logits = own.clone()
-        ban(logits, banned + end_ban(start_ids, step))
+        context = NameStep(step, lp, prefix_ll[live] if guidance else None)
+        logits = constrain(rules, context, own)
         # Every name's uniform is drawn, finished or not, so a name does not depend on when others end.
         nxt = torch.full((count,), EOS, dtype=torch.long)
         nxt[live] = draw(logits, sampling, uniforms(g, count)[live])
@@ -154,6 +150,65 @@ def _sample_chunk(
         state_log_probs = stepper.feed(children % vocab_size).float().cpu()
     names = [ck.tokenizer.decode(ids) if ok else None for ids, ok in zip(out, done.tolist(), strict=True)]
     return names, prefix_ll
+
+
+@dataclass
+class NameStep:
+    """What the name rules see at one step: the step (0 = the first letter after ``start``), the
+    next-letter log-probs under every language in play (n, C, V; -inf where a language left), and
+    log P(name so far | L) for every language (n, C; None without guidance)."""
+
+    step: int
+    by_language: torch.Tensor
+    prefix_ll: torch.Tensor | None
+
+
+class NameLetters(Rule):
+    """Names hold letters of names only: no special token, no digit or mark the vocabulary has."""
+
+    soft = False
+
+    def __init__(self, vocab: list[str]) -> None:
+        self.banned = banned_ids(len(vocab)) + [i for i, t in enumerate(vocab) if i > UNK and not is_name_token(t)]
+
+    def __call__(self, context: NameStep, logits: torch.Tensor) -> torch.Tensor:
+        return ban(logits.clone(), self.banned)
+
+
+class NotEmpty(Rule):
+    """A name has at least one letter: no end before the first one (unless ``start`` gave some)."""
+
+    soft = False
+
+    def __init__(self, start_ids: list[int]) -> None:
+        self.start_ids = start_ids
+
+    def __call__(self, context: NameStep, logits: torch.Tensor) -> torch.Tensor:
+        return ban(logits.clone(), end_ban(self.start_ids, context.step))
+
+
+class LanguageGuidance(Rule):
+    """Per-letter language guidance γ (see ``_sample_chunk``): adds γ · [log P(c | prefix, X) −
+    log Σ_L P(L | prefix) P(c | prefix, L)], from the second letter on (or at once after a start)."""
+
+    soft = False
+
+    def __init__(self, gamma: float, start_ids: list[int]) -> None:
+        self.gamma, self.start_ids = gamma, start_ids
+
+    def __call__(self, context: NameStep, logits: torch.Tensor) -> torch.Tensor:
+        if context.prefix_ll is None or not (context.step >= GUIDE_FROM or self.start_ids):
+            return logits
+        posterior = context.prefix_ll.log_softmax(-1)  # log P(L | prefix), uniform prior, (n, C)
+        mixture = torch.logsumexp(posterior[:, :, None] + context.by_language, dim=1)  # log P(c | prefix)
+        return logits + self.gamma * (logits - mixture)
+
+
+def name_rules(vocab: list[str], start_ids: list[int], guidance: float) -> list[Rule]:
+    """The names sampler's rules, in order: the language's pull, then what a name may hold.
+    (The start letters are the prompt, fed before the first step, not a rule.)"""
+    pull: list[Rule] = [LanguageGuidance(guidance, start_ids)] if guidance else []
+    return [*pull, NameLetters(vocab), NotEmpty(start_ids)]
 
 
 def _in_play(prefix_ll: torch.Tensor, target: torch.Tensor, row_name: torch.Tensor,

@@ -1,14 +1,14 @@
-"""Poem text rules, in one place: the four regulated forms, the marks that end lines, how text is
-split into lines and which form a poem has. Torch-free: corpus cleaning, scoring, the checker and
-the writer all read these."""
+"""Poem text rules, in one place: the marks that end lines, how text is split into lines and which
+form a poem has (the forms themselves are the table of ``forms.py``). Torch-free: corpus cleaning,
+scoring, the checker and the writer all read these."""
 
 from __future__ import annotations
 
 import re
 
-FORMS: dict[str, tuple[int, int]] = {"五绝": (4, 5), "七绝": (4, 7), "五律": (8, 5), "七律": (8, 7)}  # lines, width
+from poetgen.poems.forms import FORMS, WIDTH_NAME, verse_name  # noqa: F401  (verse_name: read here by plan.py)
+
 OTHER = "other"  # the category of verse in none of the four forms
-WIDTH_NAME = {5: "五", 7: "七"}
 
 COMMA, STOP = "，", "。"
 # ASCII marks typed or found in the archive, read as their full-width forms.
@@ -94,8 +94,3 @@ def poem_form(text: str) -> str:
 def nearest_form(width: int, lines: int) -> str:
     """The regulated form closest to ``lines`` lines of ``width`` (5 or 7): 绝句 up to four lines."""
     return WIDTH_NAME[width] + ("绝" if lines <= 4 else "律")
-
-
-def verse_name(width: int, lines: int) -> str:
-    """What verse of this shape is called: 绝 for four lines, 律 for eight, 古 (古体) otherwise."""
-    return WIDTH_NAME[width] + {4: "绝", 8: "律"}.get(lines, "古")

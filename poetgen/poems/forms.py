@@ -1,0 +1,79 @@
+"""The forms a poem can take, as data: one table that the writer (which rules bind, where) and the
+checker (what to check) both read. A form is its shape (characters per line), where the rhyme
+falls, whether the 平仄 pattern binds, which couplets must be parallel (对仗) and how many repeated
+characters a poem may carry. Torch-free.
+
+The four regulated forms are entries of ``TABLE``; acrostics of other lengths are 古体 (``free``),
+built on demand. A new form (a 词 tune, say) is a new entry, not new code, as long as its lines
+are of one length; tunes with lines of several lengths need the decoder to read ``widths``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+WIDTH_NAME = {5: "五", 7: "七"}
+
+
+@dataclass(frozen=True)
+class Form:
+    name: str
+    widths: tuple[int, ...]  # characters of each line
+    rhyme: tuple[int, ...]  # 0-based lines whose last character rhymes in one level (平) group
+    oblique_ends: tuple[int, ...] = ()  # lines that end on a 仄 character (the odd lines after the first)
+    first_line: bool = True  # 首句: line 1 may rhyme, and must when it ends on a 平 character
+    tones: bool = True  # the 平仄 pattern binds: 二四六分明, 对 and 粘
+    parallel: tuple[tuple[int, int], ...] = ()  # couplets (line, line) that answer position by position
+    # Extra repeated characters a poem may have (a reduplication such as 悠悠 is not a repeat). The
+    # Tang poems of the form average 0.41 (五绝) 0.58 (七绝) 0.50 (五律) 0.97 (七律) (BENCHMARKS.md):
+    # the budget keeps generated poems at or below that.
+    repeats: int = 0
+
+    @property
+    def lines(self) -> int:
+        return len(self.widths)
+
+    @property
+    def width(self) -> int:
+        """The line length of a form whose lines all have one (every shi form)."""
+        return max(self.widths)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.lines, self.width
+
+
+def _regulated(name: str, lines: int, width: int, repeats: int) -> Form:
+    parallel = ((2, 3), (4, 5)) if lines == 8 else ()  # 律诗: the 颔联 and the 颈联
+    return Form(name, (width,) * lines, rhyme=tuple(range(1, lines, 2)),
+                oblique_ends=tuple(range(2, lines - 1, 2)), parallel=parallel, repeats=repeats)
+
+
+TABLE: dict[str, Form] = {
+    "五绝": _regulated("五绝", 4, 5, 0),
+    "七绝": _regulated("七绝", 4, 7, 0),
+    "五律": _regulated("五律", 8, 5, 0),
+    "七律": _regulated("七律", 8, 7, 1),
+}
+# name → (lines, width), the shape alone
+FORMS: dict[str, tuple[int, int]] = {name: form.shape for name, form in TABLE.items()}
+
+
+def verse_name(width: int, lines: int) -> str:
+    """What verse of this shape is called: 绝 for four lines, 律 for eight, 古 (古体) otherwise."""
+    return WIDTH_NAME[width] + {4: "绝", 8: "律"}.get(lines, "古")
+
+
+def free(width: int, lines: int) -> Form:
+    """古体 of any length (an acrostic of 5 or 9 heads): even lines rhyme, nothing else binds."""
+    name = verse_name(width, lines)
+    if name in TABLE:
+        return TABLE[name]
+    return Form(name, (width,) * lines, rhyme=tuple(range(1, lines, 2)), oblique_ends=tuple(range(2, lines - 1, 2)),
+                tones=False, repeats=lines // 4)
+
+
+def form_of(name: str, width: int, lines: int) -> Form:
+    """The table's entry for ``name``, else 古体 of this shape."""
+    form = TABLE.get(name)
+    return form if form is not None and form.shape == (lines, width) else free(width, lines)
