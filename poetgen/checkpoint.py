@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from poetgen import __version__, paths
 from poetgen.config import thread_count
+from poetgen.corpora import serves
 from poetgen.errors import PoetgenError
 from poetgen.model import ModelConfig
 from poetgen.networks import build_model
@@ -56,7 +57,8 @@ class Checkpoint:
         """'poems', 'names' (language model over names) or 'classify'."""
         if self.config.task == "classify":
             return "classify"
-        return "names" if self.meta.get("corpus", {}).get("name") == "names" else "poems"
+        # a model of a text file writes lines, as a poem model does
+        return "names" if serves(self.meta.get("corpus", {}).get("name")) == "names" else "poems"
 
 
 def text_hash(text: str) -> int:

@@ -7,6 +7,7 @@ import math
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
 
+from poetgen.corpora import CORPORA, serves
 from poetgen.errors import PoetgenError, bad_value, unknown
 from poetgen.model import ModelConfig
 
@@ -95,7 +96,7 @@ class TrainConfig:
             (0 <= self.class_weight_power <= 1, "--class-weight-power must be in [0, 1]"),
             (0 <= self.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
             (self.task == "classify" or not self.label_smoothing, "--label-smoothing applies to --task classify"),
-            (self.corpus == "names" or not self.augment, "--augment applies to --corpus names"),
+            (serves(self.corpus) == "names" or not self.augment, "--augment applies to --corpus names"),
             (self.task == "classify" or self.conditional or not self.class_weight_power,
              "--class-weight-power needs categories: a classifier or a conditional language model"),
             (self.min_freq >= 1 and self.max_vocab >= 0 and self.max_len >= 0 and self.threads >= 0,
@@ -131,8 +132,8 @@ def preset(corpus: str, task: str) -> TrainConfig:
                             bidirectional=True, ngram=4, generative=384)
         return TrainConfig(corpus=corpus, task=task, model=model, epochs=15, batch_size=64, lr=5e-3,
                            weight_decay=0.05, class_weight_power=0.6, label_smoothing=0.1,
-                           augment=corpus == "names")
-    if corpus == "names":
+                           augment=serves(corpus) == "names")
+    if serves(corpus) == "names":
         # The shipped generator. p = 0.5 costs 0.06 nats/char of held-out NLL but makes small
         # languages recognisable: classifier agreement rises from 0.83 to 0.88-0.90.
         model = ModelConfig(model="lstm", embed=64, hidden=256, layers=2, dropout=0.2)
@@ -142,7 +143,7 @@ def preset(corpus: str, task: str) -> TrainConfig:
     # ~7k-character output layer cheap on a CPU; the 24 most prolific poets are its styles.
     model = ModelConfig(model="lstm", embed=256, hidden=512, layers=2, dropout=0.3, adaptive=True)
     return TrainConfig(corpus=corpus, task=task, model=model, epochs=26, batch_size=64, lr=2e-3,
-                       warmup=200, styles=24 if corpus == "tang" else 0)
+                       warmup=200, styles=CORPORA[corpus].styles if corpus in CORPORA else 0)
 
 
 # Settings that may change when a run is resumed; everything else must match.

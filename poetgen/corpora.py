@@ -1,8 +1,11 @@
 """Corpora: read raw data (chinese-poetry JSON, tutorial name lists, plain text), clean it, split it.
 
-Every corpus becomes a list of :class:`Sample` (text, category, split). Preparing the Tang corpus
-takes a few seconds (OpenCC over ~3M characters), so the result is cached as JSONL under the user
-cache, keyed by a fingerprint of the raw files: a changed file means a new fingerprint.
+Every corpus becomes a list of :class:`Sample` (text, category, split). What a named corpus is
+(its raw files, how it is read and split, its script, what its models serve) is its entry in
+``CORPORA``: adding a corpus is adding an entry (and its download manifest), nothing else.
+Preparing the Tang corpus takes a few seconds (OpenCC over ~3M characters), so the result is cached
+as JSONL under the user cache, keyed by a fingerprint of the raw files: a changed file means a new
+fingerprint.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import random
 import re
 import unicodedata
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -22,7 +26,6 @@ from poetgen import paths
 from poetgen.errors import PoetgenError, unknown
 from poetgen.poems.text import FORMS, LINE_END, OTHER, clean_marks, poem_form
 
-CORPORA = ("tang", "songci", "names")
 SCRIPTS = ("simplified", "traditional")
 SPLITS = ("train", "val", "test")
 PREPARED_VERSION = 1  # bump when cleaning rules change so stale caches are rebuilt
@@ -55,6 +58,20 @@ class Corpus:
         return sorted({s.category for s in self.samples if s.category is not None})
 
 
+@dataclass(frozen=True)
+class CorpusSpec:
+    """What a named corpus is: one entry of ``CORPORA``."""
+
+    files: str  # glob, under the data folder, of the raw files it is read from
+    prepare: Callable[[CorpusSpec, list[Path], str], list[Sample]]  # (spec, raw files, script) → samples, split
+    script: str | None  # the script of its raw files; None: not Chinese text, there is no script to choose
+    serves: str  # "poems" or "names": what its models write, and so the commands that take them
+    split: tuple[float, float]  # the shares of the validation and test splits (``prepare`` says of what)
+    category: Callable[[str, dict], str] | None = None  # poems: a poem's category from its text and record
+    forms: tuple[str, ...] = ()  # poems: the forms a model is trained on unless --form says otherwise
+    styles: int = 0  # poems: the poets a model is conditioned on by default (the training preset)
+
+
 def load_corpus(
     name: str,
     data_dir: Path | str | None = None,
@@ -62,7 +79,7 @@ def load_corpus(
     script: str = "simplified",
     forms: list[str] | None = None,
 ) -> Corpus:
-    """Load ``tang``, ``songci``, ``names`` or a path to a UTF-8 text file (one sample per line).
+    """Load a corpus of ``CORPORA`` (tang, songci, names) or a UTF-8 text file (one sample per line).
 
     ``forms`` keeps only poems of those forms (五绝 七绝 五律 七律 other).
     """
@@ -75,8 +92,9 @@ def load_corpus(
         if path.suffix or path.exists() or "/" in name:
             return _load_text_file(path)
         raise unknown("corpus", name, list(CORPORA))
+    spec = CORPORA[name]
     root = paths.data_dir(data_dir)
-    files = _raw_files(name, root)
+    files = _raw_files(name, spec, root)
     fingerprint = _fingerprint(files)
     samples = _cached(name, script, fingerprint, files)
     if forms:
@@ -86,19 +104,20 @@ def load_corpus(
         samples = [s for s in samples if s.category in forms]
     if not samples:
         raise PoetgenError(f"corpus '{name}' has no samples" + (f" of form {','.join(forms)}" if forms else ""))
-    return Corpus(name, samples, fingerprint, script if name != "names" else None)
+    return Corpus(name, samples, fingerprint, script if spec.script else None)
 
 
-def _raw_files(name: str, root: Path) -> list[Path]:
-    pattern = {
-        "tang": "chinese-poetry/quantangshi/poet.tang.*.json",
-        "songci": "chinese-poetry/songci/ci.song.*.json",
-        "names": "names/*.txt",
-    }[name]
-    files = sorted(root.glob(pattern))
+def serves(name: str | None) -> str | None:
+    """What the models of corpus ``name`` write: "poems" or "names"; None for a text file."""
+    spec = CORPORA.get(name or "")
+    return spec.serves if spec else None
+
+
+def _raw_files(name: str, spec: CorpusSpec, root: Path) -> list[Path]:
+    files = sorted(root.glob(spec.files))
     if not files:
         raise PoetgenError(
-            f"corpus '{name}' not found in {root} (expected {pattern}); "
+            f"corpus '{name}' not found in {root} (expected {spec.files}); "
             f"run `poetgen corpus download {name}` or pass --data-dir"
         )
     return files
@@ -118,7 +137,8 @@ def _cached(name: str, script: str, fingerprint: str, files: list[Path]) -> list
 
 @lru_cache(maxsize=8)
 def _cached_tuple(name: str, script: str, fingerprint: str, files: tuple[Path, ...]) -> tuple[Sample, ...]:
-    tag = script if name != "names" else "all"
+    spec = CORPORA[name]
+    tag = script if spec.script else "all"
     cache = paths.cache_dir() / "prepared" / f"{name}-{tag}-{fingerprint}-l{CACHE_LAYOUT}.jsonl"
     if cache.exists():
         try:
@@ -126,7 +146,7 @@ def _cached_tuple(name: str, script: str, fingerprint: str, files: tuple[Path, .
                 return tuple(Sample(**json.loads(line)) for line in fh)
         except (OSError, ValueError, TypeError):
             pass  # a damaged cache file is only a cache: prepare the corpus again and overwrite it
-    samples = _prepare_names(files) if name == "names" else _prepare_poems(name, files, script)
+    samples = spec.prepare(spec, list(files), script)
     _write_jsonl_atomic(cache, samples)
     return tuple(samples)
 
@@ -199,7 +219,9 @@ def _hash_split(key: str, val: float = 0.02, test: float = 0.02) -> str:
     return "test" if x < test else "val" if x < test + val else "train"
 
 
-def _prepare_poems(name: str, files: list[Path], script: str) -> list[Sample]:
+def _prepare_poems(spec: CorpusSpec, files: list[Path], script: str) -> list[Sample]:
+    """Cleaned, de-duplicated poems in ``script``, each labelled by ``spec.category`` and split by
+    a hash of its simplified text (``spec.split``)."""
     seen: set[str] = set()
     samples = []
     for path in files:
@@ -212,21 +234,21 @@ def _prepare_poems(name: str, files: list[Path], script: str) -> list[Sample]:
             if simplified in seen:
                 continue
             seen.add(simplified)
-            # The archive is traditional already: keep it (s2t on traditional text would "convert"
-            # 床 to 牀 and the like). Song ci are simplified in the archive, so they are converted.
-            out = simplified if script == "simplified" else text if name == "tang" else to_script(text, script)
-            category = poem_form(out) if name == "tang" else (item.get("rhythmic") or OTHER)
-            samples.append(Sample(out, category, _hash_split(simplified), _author(item, name, script)))
+            # A traditional archive (Tang) is kept as it is: s2t on traditional text would "convert"
+            # 床 to 牀 and the like. A simplified one (Song ci) is converted.
+            out = simplified if script == "simplified" else text if spec.script == script else to_script(text, script)
+            samples.append(Sample(out, spec.category(out, item), _hash_split(simplified, *spec.split),
+                                  _author(item, spec, script)))
     return samples
 
 
-def _author(item: dict, name: str, script: str) -> str | None:
+def _author(item: dict, spec: CorpusSpec, script: str) -> str | None:
     author = item.get("author")
     if not isinstance(author, str) or not author.strip():
         return None
     author = author.strip()
-    # Tang names are traditional in the archive, Song names simplified: bring both to the script.
-    return to_script(author, script) if (name == "tang") == (script == "simplified") else author
+    # Poets are named in the archive's script (Tang traditional, Song simplified): bring them to the script.
+    return to_script(author, script) if spec.script != script else author
 
 
 def _read_json(path: Path) -> list[dict]:
@@ -248,12 +270,14 @@ def normalize_name(name: str) -> str:
     return unicodedata.normalize("NFC", name).strip()
 
 
-def _prepare_names(files: list[Path], seed: int = 0) -> list[Sample]:
-    """Distinct (name, language) pairs with a leak-free split by distinct name string.
+def _prepare_names(spec: CorpusSpec, files: list[Path], script: str = "", seed: int = 0) -> list[Sample]:
+    """Distinct (name, language) pairs with a leak-free split by distinct name string; the
+    language is the file's name. ``script`` does not apply to names.
 
     The raw lists repeat names (Arabic: 2,000 rows, 108 names) and share names across languages
     (Scottish is almost a subset of English): every copy of a name string goes to the same side,
-    and the split is stratified by the name's most frequent language, 80/10/10 per language.
+    and the split is stratified by the name's most frequent language, ``spec.split`` (10% and
+    10%) of each language's names for validation and test.
     """
     rows: Counter[tuple[str, str]] = Counter()
     for path in files:
@@ -275,10 +299,35 @@ def _prepare_names(files: list[Path], seed: int = 0) -> list[Sample]:
     for language in sorted(by_primary):
         names = sorted(by_primary[language])
         rng.shuffle(names)
-        n_test = n_val = max(1, round(0.1 * len(names)))
+        n_val, n_test = (max(1, round(share * len(names))) for share in spec.split)
         for i, name in enumerate(names):
             side[name] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
     return [Sample(name, lang, side[name]) for (name, lang) in sorted(rows)]
+
+
+# ---------------------------------------------------------------------------------------------
+# The corpora poetgen knows by name
+
+
+def _form_of(text: str, item: dict) -> str:
+    return poem_form(text)
+
+
+def _tune_of(text: str, item: dict) -> str:
+    return item.get("rhythmic") or OTHER
+
+
+CORPORA: dict[str, CorpusSpec] = {
+    # Complete Tang Poems, traditional in the archive. The product writes regulated verse, so
+    # training keeps the four regulated forms unless asked for 古体 (other).
+    "tang": CorpusSpec("chinese-poetry/quantangshi/poet.tang.*.json", _prepare_poems, "traditional", "poems",
+                       (0.02, 0.02), _form_of, forms=FORMS, styles=24),
+    # Song ci, simplified in the archive; a ci's category is its tune (词牌).
+    "songci": CorpusSpec("chinese-poetry/songci/ci.song.*.json", _prepare_poems, "simplified", "poems",
+                         (0.02, 0.02), _tune_of),
+    # The PyTorch tutorial's surnames, one file per language.
+    "names": CorpusSpec("names/*.txt", _prepare_names, None, "names", (0.1, 0.1)),
+}
 
 
 # ---------------------------------------------------------------------------------------------

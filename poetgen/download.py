@@ -30,6 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from poetgen import paths
+from poetgen.corpora import CORPORA
 from poetgen.errors import PoetgenError, unknown
 
 CHUNK = 1 << 16
@@ -41,9 +42,8 @@ SOURCES_FILE = "sources.json"
 
 
 def corpus_names() -> list[str]:
-    """Names of the corpora that have a manifest (``tang``, ``songci``, ``names``)."""
-    folder = paths.bundled("corpora")
-    return sorted(p.stem for p in folder.glob("*.json") if p.name != SOURCES_FILE)
+    """Names of the corpora poetgen knows (``corpora.CORPORA``), each with its manifest."""
+    return sorted(CORPORA)
 
 
 def manifest(name: str) -> dict[str, Any]:

@@ -207,10 +207,12 @@ def key_values(data: dict, title: str | None = None) -> Table:
 
 
 def corpus_info_tables(info: dict) -> Group:
+    from poetgen.corpora import serves
+
     head = key_values({k: info[k] for k in ("corpus", "fingerprint", "script", "samples", "distinct_chars", "tokens")
                        if info.get(k) is not None}, title=f"corpus {info['corpus']}")
     splits = key_values(info["splits"], title="split")
-    cats = Table(title="per form" if info["corpus"] != "names" else "per language", box=box.SIMPLE_HEAD)
+    cats = Table(title="per language" if serves(info["corpus"]) == "names" else "per form", box=box.SIMPLE_HEAD)
     cats.add_column("category")
     cats.add_column("samples", justify="right")
     for k, v in info["categories"].items():

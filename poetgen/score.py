@@ -48,6 +48,7 @@ from torch import nn
 
 from poetgen import paths
 from poetgen.checkpoint import Checkpoint
+from poetgen.corpora import serves
 from poetgen.data import pad
 from poetgen.errors import PoetgenError, unknown
 from poetgen.poems.styles import style_index
@@ -57,7 +58,6 @@ from poetgen.vocab import BOS, PAD, SentencePieceVocab
 MIXTURE = "*"  # category=MIXTURE: score every line under the equal-weight mixture of all categories
 CHUNK_BATCHES = 8  # lines are sorted by length within chunks of this many batches
 WINDOW_TOKENS = 1 << 16  # rows × time steps run through the network at once
-POEM_CORPORA = ("tang", "songci")
 
 # ---------------------------------------------------------------------------------------------
 # Results
@@ -220,7 +220,7 @@ def _fixed_category(ck: Checkpoint, category: str | None) -> int | str | None:
 
 
 def _is_poem_model(ck: Checkpoint) -> bool:
-    return ck.meta.get("corpus", {}).get("name") in POEM_CORPORA
+    return serves(ck.meta.get("corpus", {}).get("name")) == "poems"
 
 
 def _normalize(ck: Checkpoint, text: str) -> str:

@@ -24,14 +24,14 @@ from torch import Tensor, nn
 
 from poetgen.checkpoint import seen_tensor
 from poetgen.config import TrainConfig
-from poetgen.corpora import Corpus, Sample, load_corpus
+from poetgen.corpora import CORPORA, Corpus, Sample, load_corpus, serves
 from poetgen.data import Example, batch_order, collate_classify, collate_lm, encode, shard
 from poetgen.errors import PoetgenError
 from poetgen.evaluate import evaluate_examples
 from poetgen.model import ModelConfig, count_parameters, default_cutoffs
 from poetgen.networks import build_model
 from poetgen.poems.styles import style_table
-from poetgen.poems.text import FORMS, split_lines
+from poetgen.poems.text import split_lines
 from poetgen.runs import RunFolder, RunState, state_dict
 from poetgen.vocab import Tokenizer, build_tokenizer, tokenizer_from_dict
 
@@ -66,9 +66,8 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 def load_training_corpus(cfg: TrainConfig, data_dir: str | None = None, default_folder: bool = True) -> Corpus:
     """The corpus as ``cfg`` asks for it, from ``data_dir`` when given, else (``default_folder``)
     from ``cfg.data_dir``, else from ``$POETGEN_DATA`` / the cache."""
-    forms = cfg.forms
-    if cfg.corpus == "tang" and not forms:
-        forms = list(FORMS)  # the product writes regulated verse; 古体 can be asked for
+    spec = CORPORA.get(cfg.corpus)
+    forms = cfg.forms or (list(spec.forms) if spec else [])
     folder = data_dir or (cfg.data_dir if default_folder else None)
     return load_corpus(cfg.corpus, folder, script=cfg.script, forms=forms or None)
 
@@ -83,9 +82,10 @@ def corpus_styles(cfg: TrainConfig, corpus: Corpus) -> list[list]:
     """The poets a styled model is conditioned on (``cfg.styles`` of them), with "any" first."""
     if not cfg.styles:
         return []
-    if cfg.task != "lm" or corpus.name not in ("tang", "songci"):
-        raise PoetgenError("--styles conditions a poem language model on its poets: it needs --corpus tang "
-                           "or songci and --task lm")
+    if cfg.task != "lm" or serves(corpus.name) != "poems":
+        poems = " or ".join(name for name in CORPORA if serves(name) == "poems")
+        raise PoetgenError(f"--styles conditions a poem language model on its poets: it needs --corpus {poems} "
+                           "and --task lm")
     table = style_table(corpus.split("train"), cfg.styles)
     return table if len(table) > 1 else []  # a corpus without named poets: no styles to learn
 
@@ -93,7 +93,7 @@ def corpus_styles(cfg: TrainConfig, corpus: Corpus) -> list[list]:
 def seen_texts(corpus: Corpus) -> list[str]:
     """What "copied from the training data" means: whole lines for poems, whole samples otherwise."""
     train = corpus.split("train")
-    if corpus.name in ("tang", "songci"):
+    if serves(corpus.name) == "poems":
         return [line for s in train for line in split_lines(s.text)]
     return [s.text for s in train]
 

@@ -13,7 +13,11 @@ from rich.markup import escape
 
 from poetgen.cli import base
 from poetgen.cli.base import DATA, MODEL, OPTIM, CorpusScript, DataDir, Json, app, corpus_app, handled, path_value, show
+from poetgen.corpora import CORPORA
 from poetgen.errors import PoetgenError
+
+NAMED = ", ".join(CORPORA)  # the corpora poetgen knows by name: "tang, songci, names"
+ONE_OF = f"{', '.join(list(CORPORA)[:-1])} or {list(CORPORA)[-1]}"  # "tang, songci or names"
 
 # ---------------------------------------------------------------------------------------------
 # corpus
@@ -42,7 +46,7 @@ def corpus_list(data_dir: DataDir = None) -> None:
 @corpus_app.command("info")
 @handled
 def corpus_info(
-    name: Annotated[str, typer.Argument(help="tang, songci, names, or a path to a text file.")],
+    name: Annotated[str, typer.Argument(help=f"{NAMED}, or a path to a text file.")],
     data_dir: DataDir = None,
     script: CorpusScript = "simplified",
     as_json: Json = False,
@@ -59,7 +63,7 @@ def corpus_info(
 @corpus_app.command("prepare")
 @handled
 def corpus_prepare(
-    name: Annotated[str, typer.Argument(help="tang, songci or names.")],
+    name: Annotated[str, typer.Argument(help=f"{ONE_OF}.")],
     data_dir: DataDir = None,
     script: CorpusScript = "simplified",
 ) -> None:
@@ -75,7 +79,7 @@ def corpus_prepare(
 @corpus_app.command("download")
 @handled
 def corpus_download(
-    name: Annotated[str, typer.Argument(help="tang, songci or names.")],
+    name: Annotated[str, typer.Argument(help=f"{ONE_OF}.")],
     data_dir: DataDir = None,
     url: Annotated[str | None, typer.Option(help="Download from this mirror instead.")] = None,
     sha256: Annotated[str | None, typer.Option(help="Expected SHA-256 of the archive.")] = None,
@@ -104,7 +108,7 @@ def corpus_download(
 @app.command()
 @handled
 def train(
-    corpus: Annotated[str, typer.Option(help="tang, songci, names, or a UTF-8 text file.", rich_help_panel=DATA)]
+    corpus: Annotated[str, typer.Option(help=f"{NAMED}, or a UTF-8 text file.", rich_help_panel=DATA)]
     = "tang",
     task: Annotated[str, typer.Option(help="lm (language model) or classify (names → language).",
                                       rich_help_panel=DATA)] = "lm",

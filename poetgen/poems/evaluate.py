@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from poetgen.checkpoint import Checkpoint
-from poetgen.corpora import Corpus, Sample, to_script
+from poetgen.corpora import Corpus, Sample, serves, to_script
 from poetgen.errors import PoetgenError, unknown
 from poetgen.evaluate import checkpoint_corpus
 from poetgen.poems import prosody
@@ -170,7 +170,7 @@ def _timed_poems(ck: Checkpoint, heads: list[str], samples: int, sampling: Sampl
 def evaluation_corpus(ck: Checkpoint, data_dir: str | Path | None = None) -> Corpus:
     """The model's own poem corpus (tang or songci), in its script and restricted to its forms."""
     name = (ck.meta.get("corpus") or {}).get("name")
-    if name not in ("tang", "songci"):
+    if serves(name) != "poems":
         raise PoetgenError(f"the model was trained on {name!r}, not on a corpus poetgen can reload")
     return checkpoint_corpus(ck, data_dir)
 
