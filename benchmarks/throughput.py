@@ -54,7 +54,8 @@ from torch import Tensor, nn
 
 from poetgen.config import preset
 from poetgen.model import count_parameters
-from poetgen.train import Trainer, build_vocab, pick_device
+from poetgen.train import Trainer, pick_device
+from poetgen.training_data import build_vocab
 from poetgen.vocab import BOS, EOS, PAD, Tokenizer
 
 MAXLEN = 125  # the recipe's opt.maxlen

@@ -1,4 +1,5 @@
-"""From samples to padded batches: encoding, length-bucketed batch order, collation.
+"""From samples to padded batches: the corpus a training run reads, encoding, length-bucketed
+batch order, collation.
 
 Batches are right-padded with ``<pad>`` (id 0) and the loss ignores padding, so a batch of short
 names costs little and no padding ever counts as a prediction. Sequences of similar length are
@@ -12,9 +13,19 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from poetgen.corpora import Sample
+from poetgen.config import TrainConfig
+from poetgen.corpora import CORPORA, Corpus, Sample, load_corpus
 from poetgen.poems.styles import style_of
 from poetgen.vocab import BOS, EOS, PAD, Tokenizer
+
+
+def load_training_corpus(cfg: TrainConfig, data_dir: str | None = None, default_folder: bool = True) -> Corpus:
+    """The corpus as ``cfg`` asks for it, from ``data_dir`` when given, else (``default_folder``)
+    from ``cfg.data_dir``, else from ``$POETGEN_DATA`` / the cache."""
+    spec = CORPORA.get(cfg.corpus)
+    forms = cfg.forms or (list(spec.forms) if spec else [])
+    folder = data_dir or (cfg.data_dir if default_folder else None)
+    return load_corpus(cfg.corpus, folder, script=cfg.script, forms=forms or None)
 
 
 @dataclass

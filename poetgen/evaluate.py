@@ -12,8 +12,9 @@ import torch
 from torch import Tensor, nn
 
 from poetgen.checkpoint import Checkpoint
+from poetgen.config import TrainConfig
 from poetgen.corpora import SPLITS, Corpus, Sample
-from poetgen.data import Example, batch_order, collate_classify, collate_lm, encode
+from poetgen.data import Example, batch_order, collate_classify, collate_lm, encode, load_training_corpus
 from poetgen.errors import PoetgenError, unknown
 
 
@@ -198,9 +199,6 @@ def checkpoint_corpus(ck: Checkpoint, data_dir: Path | str | None = None, *,
     forms and splits), from ``data_dir`` when given, else ``$POETGEN_DATA`` / the cache. With
     ``trained_folder`` (the lab's run folders), the folder it was trained from comes before those
     when it still exists."""
-    from poetgen.config import TrainConfig
-    from poetgen.train import load_training_corpus  # train imports this module
-
     cfg = TrainConfig.from_dict(ck.meta.get("train", {}))
     folder = str(data_dir) if data_dir is not None else None
     if folder is None and trained_folder and cfg.data_dir and Path(cfg.data_dir).expanduser().is_dir():
