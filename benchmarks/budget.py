@@ -50,8 +50,9 @@ from throughput import MAXLEN, TextbookTrainer, textbook_batches, textbook_data,
 from poetgen.checkpoint import load_checkpoint
 from poetgen.config import preset
 from poetgen.data import load_training_corpus
+from poetgen.devices import pick_device
 from poetgen.score import MIXTURE, score_lines, summarize
-from poetgen.train import Trainer, pick_device
+from poetgen.train import Trainer
 from poetgen.training_data import build_vocab
 from poetgen.vocab import BOS, EOS, UNK, Tokenizer
 

@@ -53,8 +53,9 @@ import torch
 from torch import Tensor, nn
 
 from poetgen.config import preset
+from poetgen.devices import pick_device
 from poetgen.model import count_parameters
-from poetgen.train import Trainer, pick_device
+from poetgen.train import Trainer
 from poetgen.training_data import build_vocab
 from poetgen.vocab import BOS, EOS, PAD, Tokenizer
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import gc
 import math
-import os
 import signal
 import time
 from pathlib import Path
@@ -23,6 +22,16 @@ from torch import nn
 
 from poetgen.config import TrainConfig
 from poetgen.data import Example, batch_order, collate_classify, collate_lm, load_training_corpus, shard
+from poetgen.devices import (
+    all_reduce_sum,
+    all_reduce_sums,
+    autocast_dtype,
+    distributed_setup,
+    pick_device,
+    probe_autocast,
+    rng_state,
+    set_rng_state,
+)
 from poetgen.errors import PoetgenError
 from poetgen.evaluate import evaluate_examples
 from poetgen.model import count_parameters
@@ -30,34 +39,6 @@ from poetgen.networks import build_model
 from poetgen.runs import RunFolder, RunState, state_dict
 from poetgen.training_data import model_config, prepare_data
 from poetgen.vocab import Tokenizer
-
-# ---------------------------------------------------------------------------------------------
-# Setup
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise PoetgenError("--device cuda: no CUDA device is available")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise PoetgenError("--device mps: no Apple GPU is available")
-    if name == "cuda":
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device(name)
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    if precision == "fp32":
-        return None
-    if precision == "fp16" and device.type != "cuda":
-        raise PoetgenError("--precision fp16 needs a CUDA device; use bf16 on CPU")
-    return torch.bfloat16 if precision == "bf16" else torch.float16
-
 
 EVALS_PER_RUN = 20  # evaluations along any run at the least, so that its curves have points
 LOG_POINTS = 100  # points of the dense training-loss curve (train.jsonl) along a run
@@ -75,7 +56,7 @@ class Trainer:
         self.cfg = cfg.validate()
         self.quiet = quiet
         self.log = log
-        self.rank, self.world = _distributed_setup()
+        self.rank, self.world = distributed_setup()
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.device = pick_device(cfg.device)
@@ -90,7 +71,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.model = build_model(self.model_cfg).to(self.device)
         if self.amp is not None:
-            _probe_autocast(self.model, self.device, self.amp, cfg.precision)
+            probe_autocast(self.model, self.device, self.amp, cfg.precision)
         self.optimizer = self._optimizer()
         # fp16 gradients underflow without loss scaling; every other precision runs unscaled.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
@@ -110,7 +91,7 @@ class Trainer:
             self.run.trim_metrics(self.state.step)
         # This run's own random numbers (dropout masks): kept between fit() calls, so that runs
         # taking turns in one process draw exactly what each would draw alone.
-        self.rng = _rng_state(self.device)
+        self.rng = rng_state(self.device)
         self.net = self.model
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -204,7 +185,7 @@ class Trainer:
             group["lr"] = self.lr_at(self.state.step)
         batch = self._collate(shard(idx, self.rank, self.world))
         loss_sum, plain_sum, count = self._loss(batch)
-        total = _all_reduce_sum(float(count), self.world, self.device)
+        total = all_reduce_sum(float(count), self.world, self.device)
         # DDP averages gradients over ranks, so scale each rank's sum by world/total: the result
         # is the mean over the whole global batch, exactly as in a single process.
         loss = loss_sum * (self.world / max(total, 1.0))
@@ -215,7 +196,7 @@ class Trainer:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip)
         self.scaler.step(self.optimizer)  # skips the step when fp16 gradients overflowed
         self.scaler.update()
-        objective, plain = _all_reduce_sums([loss_sum.item(), plain_sum.item()], self.world, self.device)
+        objective, plain = all_reduce_sums([loss_sum.item(), plain_sum.item()], self.world, self.device)
         self.last_plain = plain / max(total, 1.0)
         return objective / max(total, 1.0), int(total)
 
@@ -284,7 +265,7 @@ class Trainer:
         timed = bool(cfg.max_time) and not cfg.eval_every  # evaluate at even shares of the time budget
         interval = cfg.max_time / EVALS_PER_RUN if timed else math.inf
         next_timed_eval = (math.floor(st.elapsed / interval) + 1) * interval if timed else math.inf
-        _set_rng_state(self.device, self.rng)
+        set_rng_state(self.device, self.rng)
         self.run.write_config(cfg.to_dict())
         self.model.train()
         start = time.perf_counter() - st.elapsed
@@ -340,7 +321,7 @@ class Trainer:
                 self.save("last", self.record, with_state=True)
             raise
         finally:
-            self.rng = _rng_state(self.device)
+            self.rng = rng_state(self.device)
             if not sliced:
                 self._teardown()
         self.finished = not sliced
@@ -418,7 +399,7 @@ def describe(trainer: Trainer) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# Helpers: optimizer state ↔ flat tensors, signals, torch.distributed
+# Ctrl-C between steps
 
 
 class _InterruptFlag:
@@ -444,53 +425,3 @@ class _InterruptFlag:
         if self._old is not None:
             signal.signal(signal.SIGINT, self._old)
 
-
-def _rng_state(device: torch.device) -> tuple:
-    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-
-
-def _set_rng_state(device: torch.device, state: tuple) -> None:
-    torch.set_rng_state(state[0])
-    if state[1] is not None:
-        torch.cuda.set_rng_state(state[1], device)
-
-
-def _probe_autocast(model: nn.Module, device: torch.device, dtype: torch.dtype, name: str) -> None:
-    """Fail at start, with one line, where the device's RNN kernels lack this precision (oneDNN's
-    fused LSTM on many CPUs has no bf16 forward), rather than crash at the first step."""
-    tokens = torch.ones(1, 2, dtype=torch.long, device=device)
-    try:
-        with torch.no_grad(), torch.autocast(device.type, dtype=dtype):
-            if model.cfg.task == "classify":
-                model(tokens, torch.tensor([2]))
-            else:
-                model.features(tokens, torch.zeros(1, dtype=torch.long, device=device))
-    except RuntimeError as e:
-        raise PoetgenError(f"--precision {name} is not supported by this model on {device.type} "
-                           f"({str(e).splitlines()[0][:80]}); use --precision fp32") from None
-
-
-def _distributed_setup() -> tuple[int, int]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), dist.get_world_size()
-
-
-def _all_reduce_sum(value: float, world: int, device: torch.device) -> float:
-    return _all_reduce_sums([value], world, device)[0]
-
-
-def _all_reduce_sums(values: list[float], world: int, device: torch.device) -> list[float]:
-    """Sums over all ranks, in one collective."""
-    if world <= 1:
-        return values
-    import torch.distributed as dist
-
-    t = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return t.tolist()
