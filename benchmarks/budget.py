@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out) if args.out else Path(tmp) / "poetgen"
         start = time.perf_counter()
-        record = Trainer(cfg, out, quiet=True).fit()
+        record = Trainer(cfg, out).fit()
         facts_b = {"steps": record.get("step"), "wall_s": time.perf_counter() - start,
                    "budget_s": record.get("wall_s"), "val_loss": record.get("val_loss")}
         ck = load_checkpoint(out, device=device)

@@ -29,7 +29,7 @@ from poetgen.train import Trainer
 def trainer(corpus: str, task: str, cell: str, data_dir: str, out: Path, **size) -> Trainer:
     cfg = preset(corpus, task)
     cfg = replace(cfg, data_dir=data_dir, threads=torch.get_num_threads(), model=replace(cfg.model, cell=cell, **size))
-    return Trainer(cfg, out, quiet=True)
+    return Trainer(cfg, out)
 
 
 def timed(tr: Trainer, batches) -> float:

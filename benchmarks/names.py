@@ -149,10 +149,10 @@ def run_poetgen(data_dir: str, seconds: float, threads: int, probe_every: int, s
             if trained >= seconds:
                 raise _Budget
 
-        trainer = Trainer(cfg, Path(out) / "run", quiet=True, log=log)
+        trainer = Trainer(cfg, Path(out) / "run")
         trainer._test = encode(trainer.corpus.split("test"), trainer.tokenizer, trainer.categories)
         try:
-            trainer.fit()
+            trainer.fit(log=log)
         except _Budget:
             pass
         preds, labels, _ = classifier_predictions(trainer.model, trainer._test)

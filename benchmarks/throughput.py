@@ -225,7 +225,7 @@ def poetgen_trainer(data_dir: str, out: str, device: str, threads: int, cell: st
     cfg.batch_size = batch_size or cfg.batch_size
     cfg.data_dir, cfg.device, cfg.threads = data_dir, device, threads
     cfg.model.embed, cfg.model.hidden, cfg.model.cell = embed, hidden, cell
-    return Trainer(cfg, out, quiet=True)
+    return Trainer(cfg, out)
 
 
 def poetgen_batches(trainer: Trainer):
@@ -238,9 +238,9 @@ def poetgen_batches(trainer: Trainer):
 
 
 def poetgen_step(trainer: Trainer, idx: list[int]) -> tuple[float, int]:
-    loss, items = trainer.train_step(idx)
+    step = trainer.train_step(idx)
     trainer.state.step += 1  # so the LR schedule advances as in Trainer.fit
-    return loss, items
+    return step.objective, step.items
 
 
 def kernel_step(trainer: Trainer, idx: list[int]) -> tuple[float, int]:

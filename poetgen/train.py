@@ -15,7 +15,9 @@ import gc
 import math
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -48,14 +50,19 @@ LOG_POINTS = 100  # points of the dense training-loss curve (train.jsonl) along 
 # The trainer
 
 
+class Step(NamedTuple):
+    """What one optimiser step measured over its global batch."""
+
+    objective: float  # mean of what is optimised (label smoothing, class weights, a generative LM's NLL)
+    plain: float  # mean plain cross-entropy: the training curve, comparable with the validation loss
+    items: int  # the targets both are means over (tokens or names), padding excluded
+
+
 class Trainer:
     """Trains one model into one run folder: ``Trainer(cfg, out).fit()``."""
 
-    def __init__(self, cfg: TrainConfig, out: Path, *, resume: bool = False, quiet: bool = False,
-                 log=None) -> None:
+    def __init__(self, cfg: TrainConfig, out: Path, *, resume: bool = False) -> None:
         self.cfg = cfg.validate()
-        self.quiet = quiet
-        self.log = log
         self.rank, self.world = distributed_setup()
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -178,9 +185,8 @@ class Trainer:
         batch = collate_lm(examples) if self.cfg.task == "lm" else collate_classify(examples)
         return {k: v.to(self.device) for k, v in batch.items()}
 
-    def train_step(self, idx: list[int]) -> tuple[float, int]:
-        """One optimiser step on a global batch; returns (mean objective, useful target count).
-        ``last_plain`` keeps the batch's mean plain cross-entropy (the training curve)."""
+    def train_step(self, idx: list[int]) -> Step:
+        """One optimiser step on the global batch ``idx`` (this rank trains on its share)."""
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.state.step)
         batch = self._collate(shard(idx, self.rank, self.world))
@@ -197,8 +203,7 @@ class Trainer:
         self.scaler.step(self.optimizer)  # skips the step when fp16 gradients overflowed
         self.scaler.update()
         objective, plain = all_reduce_sums([loss_sum.item(), plain_sum.item()], self.world, self.device)
-        self.last_plain = plain / max(total, 1.0)
-        return objective / max(total, 1.0), int(total)
+        return Step(objective / max(total, 1.0), plain / max(total, 1.0), int(total))
 
     # -- evaluation and checkpoints --------------------------------------------------------
 
@@ -242,9 +247,12 @@ class Trainer:
             return f"stopped early: no better validation loss in {st.bad_evals} evaluations"
         return None
 
-    def fit(self, slice_steps: int = 0, slice_seconds: float = 0.0) -> dict:
+    def fit(self, slice_steps: int = 0, slice_seconds: float = 0.0,
+            log: Callable[[dict], None] | None = None) -> dict:
         """Train until the epochs, --max-steps or --max-time run out, or early stopping; then
         ``finished`` is True. A run that is already over (a finished run resumed) trains nothing.
+        ``log`` (a progress bar, say) receives ``{"step", "total", "loss", "chars_per_s"}`` after
+        every step.
 
         With ``slice_steps`` / ``slice_seconds``, evaluate and return after that many steps /
         seconds of this trainer's own training instead, to be called again later: models that take
@@ -280,26 +288,26 @@ class Trainer:
                     if st.epoch not in orders:
                         orders = {st.epoch: batch_order(lengths, cfg.batch_size, cfg.seed, st.epoch)}
                     order = orders[st.epoch]
-                    loss, items = self.train_step(order[st.batch])
-                    if not math.isfinite(loss):
+                    step = self.train_step(order[st.batch])
+                    if not math.isfinite(step.objective):
                         raise PoetgenError(
-                            f"loss became {loss} at step {st.step + 1}; stopped, last good checkpoint kept "
+                            f"loss became {step.objective} at step {st.step + 1}; stopped, last good checkpoint kept "
                             f"in {self.out} (try a lower --lr)", code=1)
                     st.step += 1
                     st.batch += 1
                     end_of_epoch = st.batch >= len(order)
                     if end_of_epoch:  # roll over now, so a checkpoint taken here resumes at the next epoch
                         st.epoch, st.batch = st.epoch + 1, 0
-                    window_items += items
-                    st.window = _added(st.window, self.last_plain, loss)
-                    st.log_window = _added(st.log_window, self.last_plain, loss)
+                    window_items += step.items
+                    st.window = _added(st.window, step.plain, step.objective)
+                    st.log_window = _added(st.log_window, step.plain, step.objective)
                     st.elapsed = time.perf_counter() - start
                     if (st.elapsed >= next_log) if log_interval < math.inf else st.step % self.log_every == 0:
                         self._log_point()
                         next_log = (math.floor(st.elapsed / log_interval) + 1) * log_interval
-                    if self.log:
-                        self.log({"step": st.step, "total": self.total_steps(), "loss": loss,
-                                  "chars_per_s": window_items / max(time.perf_counter() - window_start, 1e-9)})
+                    if log is not None:
+                        log({"step": st.step, "total": self.total_steps(), "loss": step.objective,
+                             "chars_per_s": window_items / max(time.perf_counter() - window_start, 1e-9)})
                     out_of_time = bool(cfg.max_time) and st.elapsed >= cfg.max_time
                     out_of_steps = bool(cfg.max_steps) and st.step >= cfg.max_steps
                     slice_over = ((bool(slice_steps) and st.step - first_step >= slice_steps) or

@@ -88,7 +88,7 @@ def train_tiny(data: Path, out: Path, corpus: str, task: str = "lm", *, model: d
     cfg = TrainConfig(corpus=corpus, task=task, data_dir=str(data),
                       model=ModelConfig(task=task, **{"embed": 16, "hidden": 32, "layers": 1, **(model or {})}),
                       **settings)
-    Trainer(cfg, out, quiet=True).fit()
+    Trainer(cfg, out).fit()
     return out
 
 

@@ -36,8 +36,7 @@ def gpu_config(data: Path, corpus: str, task: str, **overrides) -> TrainConfig:
 @pytest.mark.parametrize(("corpus", "task"), [("tang", "lm"), ("names", "lm"), ("names", "classify")])
 def test_a_training_step_runs_on_cuda(tiny_data: Path, tmp_path: Path, model: str, cell: str, corpus: str,
                                       task: str) -> None:
-    trainer = Trainer(gpu_config(tiny_data, corpus, task, model={"model": model, "cell": cell}), tmp_path / "run",
-                      quiet=True)
+    trainer = Trainer(gpu_config(tiny_data, corpus, task, model={"model": model, "cell": cell}), tmp_path / "run")
     assert next(trainer.model.parameters()).is_cuda
     record = trainer.fit()
     assert record["step"] == 4 and record["val_loss"] == record["val_loss"]  # finite, not NaN
@@ -45,8 +44,7 @@ def test_a_training_step_runs_on_cuda(tiny_data: Path, tmp_path: Path, model: st
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_autocast_trains_and_fp16_scales_its_loss(tiny_data: Path, tmp_path: Path, precision: str) -> None:
-    trainer = Trainer(gpu_config(tiny_data, "tang", "lm", precision=precision, max_steps=8), tmp_path / "run",
-                      quiet=True)
+    trainer = Trainer(gpu_config(tiny_data, "tang", "lm", precision=precision, max_steps=8), tmp_path / "run")
     assert trainer.scaler.is_enabled() == (precision == "fp16")
     first = trainer.evaluate()["val_loss"]
     trainer.fit()
@@ -57,7 +55,7 @@ def test_a_gpu_checkpoint_samples_on_the_cpu(tiny_data: Path, tmp_path: Path) ->
     """Same seed, same text on cuda and on the CPU where the kernels agree to the last bit; cuDNN's
     LSTM and the CPU's differ by rounding, so a near-tie between two characters may fall the other
     way: the poems must keep their form either way, and most must match."""
-    Trainer(gpu_config(tiny_data, "tang", "lm", max_steps=30), tmp_path / "run", quiet=True).fit()
+    Trainer(gpu_config(tiny_data, "tang", "lm", max_steps=30), tmp_path / "run").fit()
     on_gpu = load_checkpoint(tmp_path / "run", device="cuda")
     on_cpu = load_checkpoint(tmp_path / "run", device="cpu")
     sampling = Sampling(temperature=0.8, seed=7)

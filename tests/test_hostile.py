@@ -76,7 +76,7 @@ def tiny_trainer(data: Path, out: Path, resume: bool = False, **overrides) -> Tr
     settings = {"max_steps": 12, "batch_size": 8, "threads": 1, "eval_every": 4, **overrides}
     cfg = TrainConfig(corpus="names", task="lm", data_dir=str(data),
                       model=ModelConfig(task="lm", embed=8, hidden=16, layers=1), **settings)
-    return Trainer(cfg, out, resume=resume, quiet=True)
+    return Trainer(cfg, out, resume=resume)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,8 +102,8 @@ def test_resuming_a_finished_run_trains_nothing_and_says_so(tiny_data: Path, tmp
 
 def test_ctrl_c_during_the_last_step_completes_the_run(tiny_data: Path, tmp_path: Path):
     trainer = tiny_trainer(tiny_data, tmp_path / "run")
-    trainer.log = lambda event: event["step"] == 12 and os.kill(os.getpid(), signal.SIGINT)
-    record = trainer.fit()  # no KeyboardInterrupt: the step that was under way was the last
+    # no KeyboardInterrupt: the step that was under way was the last
+    record = trainer.fit(log=lambda event: event["step"] == 12 and os.kill(os.getpid(), signal.SIGINT))
     assert record["step"] == 12 and trainer.finished and trainer.done() == "step 12 of 12"
     assert read_header(tmp_path / "run" / "last.safetensors")[0]["state"]["step"] == 12
     assert steps_of(tmp_path / "run")[-1] == 12
@@ -123,9 +123,8 @@ def test_the_first_record_after_an_interrupt_averages_the_same_steps(tiny_data: 
     reference = tiny_trainer(tiny_data, tmp_path / "reference")
     reference.fit()
     cut = tiny_trainer(tiny_data, tmp_path / "cut")
-    cut.log = lambda event: event["step"] == 6 and os.kill(os.getpid(), signal.SIGINT)
     with pytest.raises(KeyboardInterrupt):
-        cut.fit()
+        cut.fit(log=lambda event: event["step"] == 6 and os.kill(os.getpid(), signal.SIGINT))
     tiny_trainer(tiny_data, tmp_path / "cut", resume=True).fit()
     records = [[json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
                for folder in (tmp_path / "reference", tmp_path / "cut")]

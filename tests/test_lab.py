@@ -145,7 +145,7 @@ def test_report_of_two_classifiers(compared, data, tmp_path):
 def test_report_of_a_name_generator(data, tmp_path):
     cfg = tiny_config("lm")
     cfg.max_steps, cfg.eval_every, cfg.data_dir = 15, 5, str(data)
-    Trainer(cfg, tmp_path / "gen", quiet=True).fit()
+    Trainer(cfg, tmp_path / "gen").fit()
     md = write_report([tmp_path / "gen"], tmp_path / "report", data_dir=data).read_text(encoding="utf-8")
     assert "names generator" in md and "Held-out test NLL" in md
     assert "Generated names" in md and "| Russian |" in md and "new names" in md
@@ -159,7 +159,7 @@ def test_report_of_a_poem_model(tiny_data, tmp_path):
 
     cfg = TrainConfig(corpus="tang", data_dir=str(tiny_data), model=ModelConfig(embed=16, hidden=24, layers=1),
                       epochs=1, batch_size=8, lr=1e-2, warmup=2, eval_every=3, threads=1)
-    Trainer(cfg, tmp_path / "poems", quiet=True).fit()
+    Trainer(cfg, tmp_path / "poems").fit()
     md = write_report([tmp_path / "poems"], tmp_path / "report", data_dir=tiny_data).read_text(encoding="utf-8")
     assert "poem language model" in md and "Held-out test NLL" in md and "Sample poems" in md
 

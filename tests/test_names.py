@@ -325,7 +325,7 @@ def test_weighted_language_model_trains(data_dir: Path, tmp_path: Path) -> None:
     cfg = TrainConfig(corpus="names", task="lm", data_dir=str(data_dir), model=model, max_steps=30,
                       batch_size=16, lr=1e-2, warmup=5, eval_every=30, threads=1)
     cfg.class_weight_power = 0.5
-    record = Trainer(cfg, tmp_path / "lm", quiet=True).fit()
+    record = Trainer(cfg, tmp_path / "lm").fit()
     ck = load_checkpoint(tmp_path / "lm")
     assert record["val_loss"] < math.log(len(ck.tokenizer))  # learnt something, finite
     assert ck.meta["train"]["class_weight_power"] == 0.5

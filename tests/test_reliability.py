@@ -684,7 +684,7 @@ def test_corpus_deleted_mid_run_does_not_matter(tiny_data: Path, tmp_path: Path)
             raw.unlink()
 
     cfg = tiny_config(data, "tang", "lm", max_steps=6, eval_every=3)
-    record = Trainer(cfg, tmp_path / "run", quiet=True, log=delete_at_step_2).fit()
+    record = Trainer(cfg, tmp_path / "run").fit(log=delete_at_step_2)
     assert not raw.exists() and record["step"] == 6
     ck = load_checkpoint(tmp_path / "run")
     assert ck.meta["corpus"]["fingerprint"] and ck.seen

@@ -126,7 +126,7 @@ def test_resume_refuses_another_number_of_styles(styled: Path) -> None:
     assert saved.styles == 5
     saved.styles, saved.max_steps = 1, 80
     with pytest.raises(PoetgenError, match="trained with styles=5, not 1; resume it with --styles 5"):
-        Trainer(saved, styled, resume=True, quiet=True)
+        Trainer(saved, styled, resume=True)
 
 
 def test_repl_set_style_and_candidates_reach_write(styled: Path, tiny_models: dict[str, Path]) -> None:

@@ -69,7 +69,7 @@ def test_can_overfit_one_batch(tiny_data: Path, tmp_path: Path, adaptive: bool):
     trainer = Trainer(config(tiny_data, model=model, lr=1e-2, schedule="constant", warmup=0), tmp_path / "run")
     idx = list(range(8))
     for _ in range(150):
-        loss, _ = trainer.train_step(idx)
+        loss = trainer.train_step(idx).objective
     assert loss < 0.3, f"could not overfit a single batch (loss {loss:.2f}): wiring bug?"
 
 
@@ -174,8 +174,7 @@ def test_interrupted_run_resumes_to_identical_weights(tiny_data: Path, tmp_path:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        Trainer(config(tiny_data, model=ModelConfig(**model.to_dict())), tmp_path / "cut",
-                log=interrupt_at_step_7).fit()
+        Trainer(config(tiny_data, model=ModelConfig(**model.to_dict())), tmp_path / "cut").fit(log=interrupt_at_step_7)
     resumed = Trainer(config(tiny_data, model=ModelConfig(**model.to_dict())), tmp_path / "cut", resume=True)
     assert resumed.state.step == 7
     resumed.fit()

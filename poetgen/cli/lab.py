@@ -49,7 +49,7 @@ def compare(
     = Path("runs/compare"),
 ) -> None:
     """Train several models with the same budget and seed; one table and one overlaid-curves PNG."""
-    from poetgen.lab.compare import compare_models, markdown_table, table_of
+    from poetgen.lab.compare import TURNS, compare_models, markdown_table, table_of
 
     specs = [m.strip() for m in models.split(",") if m.strip()]
     if not specs:
@@ -58,8 +58,17 @@ def compare(
 
     check_seed(seed)
     check_writable(out_dir)  # fail here, in one line, before any training starts (and create nothing)
+    def say(event: dict) -> None:  # a line as each model is ready and as it is done
+        if event["event"] == "start":
+            line = f"[{event['index']}/{event['total']}] {event['label']} ready; the models take {TURNS} turns each"
+        elif event["event"] == "done":
+            line = f"    {event['row']['label']}: {event['row']['steps']} steps, {event['row']['wall_s']:.1f} s"
+        else:
+            return
+        base.err.print(escape(line), soft_wrap=True)
+
     rows = compare_models(corpus, task, specs, data_dir=data_dir, out=out_dir, budget_steps=steps,
-                          budget_seconds=seconds, seed=seed, batch_size=batch_size, quiet=False)
+                          budget_seconds=seconds, seed=seed, batch_size=batch_size, log=say)
     headers, cells = table_of(rows)
     base.out.print(markdown_table(headers, cells))
     base.out.print(f"[green]wrote[/] {escape(str(out_dir / 'compare.md'))}, {escape(str(out_dir / 'compare.png'))}")

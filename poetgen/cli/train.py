@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -194,13 +195,14 @@ def train(
     cfg.data_dir = str(data_dir) if data_dir else None
     cfg.seed, cfg.device, cfg.precision = seed, device, precision
     out_path = out_dir or Path("runs") / f"{Path(corpus).stem}-{task}-{cfg.model.model}"
-    trainer = Trainer(cfg, out_path, resume=resume, quiet=quiet)
-    quiet = quiet or trainer.rank != 0
+    trainer = Trainer(cfg, out_path, resume=resume)
+    # --quiet: no facts and no progress bar; nor from the other processes of a torchrun job
+    report = not quiet and trainer.rank == 0
     if resume and trainer.done():
         base.err.print(f"{escape(str(out_path))}: the run is already complete ({trainer.done()}); nothing to train. "
                        "To continue it, resume with a larger --max-steps, --max-time or --epochs.", soft_wrap=True)
         return
-    if not quiet:
+    if report:
         facts = describe(trainer)
         base.err.print(f"{'resuming' if resume else 'training'} {cfg.model.model}/{cfg.model.cell} on {escape(corpus)} "
                   f"({facts['parameters']:,} parameters, vocab {facts['vocab']}, {facts['train']} samples, "
@@ -209,10 +211,9 @@ def train(
             base.err.print(f"loss: class-weight power {cfg.class_weight_power:g}, "
                            f"label smoothing {cfg.label_smoothing:g}", style="dim")
         base.err.print(str(trainer.model), style="dim", markup=False)
-    with TrainingProgress(quiet) as log:
-        trainer.log = log
+    with progress_bar() if report else contextlib.nullcontext() as log:
         try:
-            record = trainer.fit()
+            record = trainer.fit(log=log)
         except KeyboardInterrupt:
             _interrupted(trainer)
     if trainer.rank == 0:
@@ -246,31 +247,22 @@ def _plot_quietly(run: Path) -> None:
         pass  # curves are a bonus: a missing plot never fails a finished training run
 
 
-class TrainingProgress:
-    """A Rich progress bar fed by the trainer's per-step callback (or nothing with --quiet)."""
+@contextlib.contextmanager
+def progress_bar() -> Iterator[Callable[[dict], None]]:
+    """A Rich progress bar on stderr, and the callback that feeds it the trainer's steps."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self.progress = None
-        self.task = None
+    progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("loss {task.fields[loss]:.3f} · {task.fields[cps]:,.0f} chars/s"),
+                        TimeRemainingColumn(), console=base.err, transient=False)
+    progress.start()
+    task = progress.add_task("train", total=None, loss=float("nan"), cps=0.0)
 
-    def __enter__(self) -> Callable[[dict], None] | None:
-        if self.quiet:
-            return None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    def log(event: dict) -> None:
+        progress.update(task, completed=event["step"], total=event["total"], loss=event["loss"],
+                        cps=event["chars_per_s"])
 
-        self.progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("loss {task.fields[loss]:.3f} · {task.fields[cps]:,.0f} chars/s"),
-                                 TimeRemainingColumn(), console=base.err, transient=False)
-        self.progress.start()
-        self.task = self.progress.add_task("train", total=None, loss=float("nan"), cps=0.0)
-
-        def log(event: dict) -> None:
-            self.progress.update(self.task, completed=event["step"], total=event["total"], loss=event["loss"],
-                                 cps=event["chars_per_s"])
-
-        return log
-
-    def __exit__(self, *exc: object) -> None:
-        if self.progress is not None:
-            self.progress.stop()
+    try:
+        yield log
+    finally:
+        progress.stop()

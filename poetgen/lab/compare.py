@@ -18,7 +18,6 @@ import itertools
 import json
 import math
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -210,7 +209,6 @@ def compare_models(
     budget_seconds: float | None = None,
     seed: int = 0,
     batch_size: int | None = None,
-    quiet: bool = True,
     base=None,
     log: Callable[[dict], None] | None = None,
 ) -> list[dict]:
@@ -219,8 +217,8 @@ def compare_models(
     ``base`` (a TrainConfig) replaces ``train.preset(corpus, task)`` as the template, e.g. to shrink
     the models; its corpus, task, data_dir, seed and budget (and ``batch_size`` when given) are
     overridden by the arguments.
-    ``log`` receives ``{"event": "start"|"step"|"done", ...}`` dicts (progress bars); with
-    ``quiet=False`` and no ``log``, one line per model goes to stderr.
+    ``log`` receives ``{"event": "start"|"step"|"done", ...}`` dicts (progress bars, lines); None:
+    the models train silently.
     Returns one row per model (see :func:`run_row`) and writes ``compare.{json,md,png}``.
     """
     from poetgen.config import TrainConfig, preset
@@ -260,26 +258,19 @@ def compare_models(
     def say(event: dict) -> None:
         if log is not None:
             log(event)
-        elif not quiet and event["event"] != "step":
-            if event["event"] == "start":
-                print(f"[{event['index']}/{event['total']}] {event['label']} ready; the models take {TURNS} turns each",
-                      file=sys.stderr)
-            else:
-                r = event["row"]
-                print(f"    {r['label']}: {r['steps']} steps, {r['wall_s']:.1f} s", file=sys.stderr)
 
     trainers: dict[str, Trainer] = {}
+    progress: dict[str, Callable[[dict], None]] = {}
     stamps: dict[str, list[float]] = {label: [] for label in labels}
     for i, ((model, cell), label) in enumerate(zip(specs, labels, strict=True), start=1):
         cfg = replace(template, model=with_model(template.model, model, cell))
         say({"event": "start", "label": label, "index": i, "total": len(specs), "run": str(out / folder_name(label))})
 
-        def progress(event: dict, label: str = label) -> None:
+        def stamp(event: dict, label: str = label) -> None:
             stamps[label].append(time.perf_counter())
-            if log is not None:
-                say({"event": "step", "label": label, **event})
+            say({"event": "step", "label": label, **event})
 
-        trainers[label] = Trainer(cfg, out / folder_name(label), quiet=quiet, log=progress)
+        trainers[label], progress[label] = Trainer(cfg, out / folder_name(label)), stamp
     # The models take turns, a slice each, round after round: whatever else the machine does lands
     # on all of them alike, and a time budget counts only each model's own training time.
     turn = _slice(budget_steps, budget_seconds, next(iter(trainers.values())).total_steps())
@@ -287,7 +278,7 @@ def compare_models(
         for label, trainer in trainers.items():
             if not trainer.finished:
                 stamps[label].append(math.nan)  # a turn ends: the gap to the next step is not a step
-                trainer.fit(**turn)
+                trainer.fit(**turn, log=progress[label])
 
     rows, folders = [], {}
     for label, trainer in trainers.items():

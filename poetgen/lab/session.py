@@ -112,7 +112,7 @@ def train_in_turns(cfg, folder: Path) -> Path:
     from poetgen.lab.compare import TURNS
     from poetgen.train import Trainer
 
-    trainer = Trainer(cfg, folder, quiet=True)
+    trainer = Trainer(cfg, folder)
     while not trainer.finished:
         trainer.fit(slice_seconds=cfg.max_time / TURNS)
     return folder
