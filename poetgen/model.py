@@ -283,19 +283,21 @@ class Classifier(nn.Module):
         if self.lm is not None:
             self.register_buffer("mix", torch.tensor([1.0, 0.0]))  # (a, b): the linear layer alone until fitted
 
-    def forward(self, tokens: Tensor, lengths: Tensor, labels: Tensor | None = None):
-        """tokens (B, T) right-padded, lengths (B,) → the logits the model decides by (B, C).
-
-        With ``labels`` (training a generative classifier): the linear layer's logits (B, C) and the
-        language model's mean NLL per character of each name under its label (B,), the two losses.
-        """
+    def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        """tokens (B, T) right-padded, lengths (B,) → the logits the model decides by (B, C)."""
         if self.lm is None:
             return self.discriminate(tokens, lengths)
-        if labels is not None:
-            lm_in, lm_out = _lm_sequences(tokens, lengths)
-            nll = self.lm(lm_in, lm_out, labels) / (lengths.to(tokens.device) + 1)
-            return self.discriminate(tokens, lengths), nll
         return self.mixed(self.parts(tokens, lengths))
+
+    def training_outputs(self, tokens: Tensor, lengths: Tensor, labels: Tensor) -> tuple[Tensor, Tensor | None]:
+        """What training takes its two losses from: the linear layer's logits (B, C) and, for a
+        generative classifier, its language model's mean NLL per character of each name under its
+        label ``labels`` (B,); None without one."""
+        if self.lm is None:
+            return self.discriminate(tokens, lengths), None
+        lm_in, lm_out = _lm_sequences(tokens, lengths)
+        nll = self.lm(lm_in, lm_out, labels) / (lengths.to(tokens.device) + 1)
+        return self.discriminate(tokens, lengths), nll
 
     def mixed(self, parts: Tensor) -> Tensor:
         """The decision's logits from ``parts``' two scores (…, 2, C): a · first + b · second."""

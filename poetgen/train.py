@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from poetgen.config import TrainConfig
 from poetgen.data import Example, batch_order, collate_classify, collate_lm, load_training_corpus, shard
@@ -99,10 +99,12 @@ class Trainer:
         # This run's own random numbers (dropout masks): kept between fit() calls, so that runs
         # taking turns in one process draw exactly what each would draw alone.
         self.rng = rng_state(self.device)
-        self.net = self.model
+        # What a step runs: a language model's forward is its NLL; a classifier's training outputs
+        # are not its forward (that gives the logits it decides by), so a module runs them.
+        self.net = self.model if cfg.task == "lm" else _ClassifierTraining(self.model)
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+            self.net = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
 
     @property
     def out(self) -> Path:
@@ -167,10 +169,7 @@ class Trainer:
                 objective = nll if weights is None else nll * weights[batch["category"]]
                 return objective.sum(), nll.detach().sum(), int((batch["targets"] != 0).sum())
             labels = batch["labels"]
-            if getattr(self.model, "lm", None) is not None:  # generative: both halves learn, each from its loss
-                logits, lm_nll = self.net(batch["tokens"], batch["lengths"], labels)
-            else:
-                logits, lm_nll = self.net(batch["tokens"], batch["lengths"]), None
+            logits, lm_nll = self.net(batch["tokens"], batch["lengths"], labels)  # generative: both halves learn
         loss = nn.functional.cross_entropy(logits.float(), labels, reduction="none",
                                            label_smoothing=self.cfg.label_smoothing)
         if lm_nll is not None:
@@ -342,7 +341,7 @@ class Trainer:
             # without an active exception", ~1 run in 10 on torch 2.13). Free it while Python lives.
             import torch.distributed as dist
 
-            self.net = self.model
+            self.net = self.net.module
             gc.collect()
             if dist.is_initialized():
                 dist.destroy_process_group()
@@ -385,6 +384,18 @@ class Trainer:
         self.save("last", record, with_state=True)
         self.run.append_metrics(record)
         return record
+
+
+class _ClassifierTraining(nn.Module):
+    """A classifier's training outputs (``Classifier.training_outputs``) as a module's forward:
+    DDP synchronises the gradients of what runs through the forward of the module it wraps."""
+
+    def __init__(self, classifier: nn.Module) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, tokens: Tensor, lengths: Tensor, labels: Tensor) -> tuple[Tensor, Tensor | None]:
+        return self.classifier.training_outputs(tokens, lengths, labels)
 
 
 def _added(window: list[float], plain: float, objective: float) -> list[float]:

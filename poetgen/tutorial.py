@@ -51,6 +51,11 @@ class TutorialClassifier(nn.Module):
             hidden = alive * self.i2h(combined) + (1 - alive) * hidden
         return self.softmax(output)
 
+    def training_outputs(self, tokens: Tensor, lengths: Tensor, labels: Tensor) -> tuple[Tensor, None]:
+        """What training takes its loss from, as for ``Classifier``: the log-probabilities (their
+        cross-entropy is the tutorial's NLL loss); there is no language model beside this one."""
+        return self(tokens, lengths), None
+
 
 class TutorialGenerator(LanguageModel):
     """A conditional character language model with the tutorial generator's layers; it scores and
