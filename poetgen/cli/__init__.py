@@ -18,14 +18,21 @@ app.registered_commands.sort(key=lambda info: ORDER.index(info.callback.__name__
 
 
 def main() -> None:
-    """The console script: ``app`` with standard output checked before and after."""
+    """The console script: ``app`` with standard output checked before and after, and the
+    interactive shell for ``poetgen`` alone and ``poetgen repl`` (``base.start_shell``)."""
+
+    def shell() -> int:  # imported when asked for: a command line that names a command needs no shell
+        from poetgen.repl import run_repl
+
+        return run_repl()
+
     if sys.stdout is None:  # `poetgen write 青山 >&-`: whatever is written would be lost
         fail("standard output is closed: nothing could be written", 1)
         sys.exit(1)
     sys.stdout = GuardedOutput(sys.stdout)
     code: int | str | None = 0
     try:
-        app()
+        app(obj=shell)
     except SystemExit as e:
         code = e.code
     except PoetgenError as e:  # standard output failed outside a command (`poetgen --help > /dev/full`)

@@ -361,16 +361,22 @@ def main_callback(
     """
     DEBUG["on"] = debug
     if ctx.invoked_subcommand is None:
-        from poetgen.repl import run_repl
-
-        raise typer.Exit(run_repl())
+        raise typer.Exit(start_shell(ctx))
 
 
 
 
 @app.command()
-def repl() -> None:
+def repl(ctx: typer.Context) -> None:
     """The interactive shell (the same as running poetgen with no command)."""
-    from poetgen.repl import run_repl
+    raise typer.Exit(start_shell(ctx))
 
-    raise typer.Exit(run_repl())
+
+def start_shell(ctx: typer.Context) -> int:
+    """Run the interactive shell and return its exit code. The shell runs these very commands, so
+    it imports this module and not the other way round: the console script (``poetgen.cli.main``)
+    hands it to the app as the context's ``obj``."""
+    shell = ctx.find_root().obj
+    if shell is None:
+        raise fail("no interactive shell here: it starts from the poetgen command itself", 1)
+    return shell()

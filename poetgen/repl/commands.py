@@ -59,7 +59,8 @@ def _cli_command(name: str):
     """The click command behind ``poetgen NAME``."""
     import typer
 
-    from poetgen.cli import app
+    # the module that defines the app; importing it runs poetgen.cli, which registers every command
+    from poetgen.cli.base import app
 
     group = typer.main.get_command(app)
     return group.get_command(None, name)  # type: ignore[arg-type]
