@@ -8,6 +8,7 @@ batched together (bucketing) so little padding is computed at all.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import torch
@@ -15,8 +16,9 @@ from torch import Tensor
 
 from poetgen.config import TrainConfig
 from poetgen.corpora import CORPORA, Corpus, Sample, load_corpus
-from poetgen.poems.styles import style_of
 from poetgen.vocab import BOS, EOS, PAD, Tokenizer
+
+ANY_SHARE = 5  # one training poem in five of a listed poet is labelled ``any`` (see ``style_of``)
 
 
 def load_training_corpus(cfg: TrainConfig, data_dir: str | None = None, default_folder: bool = True) -> Corpus:
@@ -51,6 +53,18 @@ def encode(samples: list[Sample], tokenizer: Tokenizer, categories: list[str], m
             category = index.get(s.category, 0) if s.category is not None else 0
             out.append(Example(ids, category, style_of(s.text, s.author, poets) if poets else 0))
     return out
+
+
+def style_of(text: str, author: str | None, index: dict[str, int]) -> int:
+    """The style a training poem is labelled with: its poet's (``index``: poet → style), or 0,
+    ``any``. ``any`` learns from every poet left out and from one in ``ANY_SHARE`` of the listed
+    poets' poems, picked by a hash of the text (stable across runs and resumes), so that it stays
+    the whole corpus's voice rather than the voice of the poets left out (``poems.styles``)."""
+    if author not in index:
+        return 0
+    if int(hashlib.sha1(text.encode()).hexdigest()[:8], 16) % ANY_SHARE == 0:
+        return 0
+    return index[author]
 
 
 def batch_order(

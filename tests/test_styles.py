@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 from poetgen.checkpoint import load_checkpoint
 from poetgen.cli import app
 from poetgen.corpora import Sample, load_corpus
+from poetgen.data import ANY_SHARE, style_of
 from poetgen.errors import PoetgenError
-from poetgen.poems.styles import ANY, ANY_SHARE, find_style, style_of, style_table
+from poetgen.poems.styles import ANY, find_style, style_table
 from poetgen.poems.write import write_poems
 from poetgen.sample import Sampling
 from poetgen.score import score_lines

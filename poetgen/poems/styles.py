@@ -2,15 +2,13 @@
 
 A styled model sees, beside the form, one of ``styles``: index 0 is ``any`` (no poet in
 particular), the others the corpus's most prolific named poets. ``any`` is learnt from the poems
-of every other poet plus one in ``ANY_SHARE`` of the listed poets' own, picked by a hash of the
-text (stable across runs and resumes), so that it stays the whole corpus's voice rather than
-the voice of the poets left out.
+of every other poet plus a share of the listed poets' own (``data.style_of`` labels the training
+poems), so that it stays the whole corpus's voice rather than the voice of the poets left out.
 """
 
 from __future__ import annotations
 
 import difflib
-import hashlib
 from collections import Counter
 
 from poetgen.checkpoint import Checkpoint
@@ -19,7 +17,6 @@ from poetgen.errors import bad_value
 
 ANY = "any"
 ANONYMOUS = {"无名氏", "不详", "佚名", "無名氏", "不詳"}  # labels of the archive, not poets
-ANY_SHARE = 5  # one poem in five of a listed poet trains ``any``
 
 
 def style_table(samples: list, count: int) -> list[list]:
@@ -28,15 +25,6 @@ def style_table(samples: list, count: int) -> list[list]:
     poets = Counter(s.author for s in samples if s.author and s.author not in ANONYMOUS)
     top = sorted(poets.items(), key=lambda kv: (-kv[1], kv[0]))[:count]
     return [[ANY, len(samples)], *[[name, n] for name, n in top]]
-
-
-def style_of(text: str, author: str | None, index: dict[str, int]) -> int:
-    """The style a training poem is labelled with: its poet's, or ``any`` (see module doc)."""
-    if author not in index:
-        return 0
-    if int(hashlib.sha1(text.encode()).hexdigest()[:8], 16) % ANY_SHARE == 0:
-        return 0
-    return index[author]
 
 
 def find_style(name: str, names: list[str], convert=None) -> int:
