@@ -31,6 +31,34 @@ def thread_count(text: str, name: str = "POETGEN_THREADS") -> int:
     return int(text)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity (a container's or taskset's limit),
+    else every core the machine has."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # no affinity on macOS and Windows
+        return os.cpu_count() or 1
+
+
+def default_training_threads(cores: int | None = None) -> int:
+    """Torch threads for training when neither ``--threads`` nor ``$POETGEN_THREADS`` says: half
+    the usable cores, 1 to 4. Recurrent steps are small matrix products; a second thread buys
+    1.0-1.3x on a quiet 2-core machine, but when another process wants a core, torch's threads
+    spin against it and 2 threads train many times slower than 1 (BENCHMARKS.md, "Threads for
+    training": benchmarks/threads.py)."""
+    cores = usable_cores() if cores is None else cores
+    return max(1, min(4, cores // 2))
+
+
+def training_threads(requested: int = 0) -> int:
+    """The torch thread count of a training run: ``requested`` (``--threads``) when above 0, else
+    ``$POETGEN_THREADS``, else :func:`default_training_threads`."""
+    if requested:
+        return requested
+    text = os.environ.get("POETGEN_THREADS")
+    return thread_count(text) if text is not None else default_training_threads()
+
+
 def check_seed(seed: int | None) -> None:
     """Seeds are whole numbers from 0 to ``MAX_SEED``; None asks for a random one."""
     if seed is not None and not 0 <= seed <= MAX_SEED:
@@ -71,7 +99,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "fp32"
-    threads: int = 0  # torch CPU threads (0: torch's default)
+    threads: int = 0  # torch CPU threads (0: $POETGEN_THREADS, else training_threads()'s default)
 
     def validate(self) -> TrainConfig:
         for name, value, choices in (
@@ -99,9 +127,10 @@ class TrainConfig:
             (serves(self.corpus) == "names" or not self.augment, "--augment applies to --corpus names"),
             (self.task == "classify" or self.conditional or not self.class_weight_power,
              "--class-weight-power needs categories: a classifier or a conditional language model"),
-            (self.min_freq >= 1 and self.max_vocab >= 0 and self.max_len >= 0 and self.threads >= 0,
-             "min_freq must be >= 1 and max_vocab, max_len, threads >= 0"),
-            (self.threads <= max_threads(), f"threads must be at most {max_threads()} (4 per core)"),
+            (self.min_freq >= 1 and self.max_vocab >= 0 and self.max_len >= 0,
+             "min_freq must be >= 1 and max_vocab, max_len >= 0"),
+            (0 <= self.threads <= max_threads(),
+             f"--threads must be a whole number from 1 to {max_threads()} (4 per core; 0 = the default)"),
             (0 <= self.styles <= 200, "--styles must be a number of poets from 0 to 200"),
         ]
         for ok, message in checks:

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from poetgen.config import TrainConfig
+from poetgen.config import TrainConfig, training_threads
 from poetgen.data import Example, batch_order, collate_classify, collate_lm, load_training_corpus, shard
 from poetgen.devices import (
     all_reduce_sum,
@@ -64,8 +64,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, out: Path, *, resume: bool = False) -> None:
         self.cfg = cfg.validate()
         self.rank, self.world = distributed_setup()
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+        torch.set_num_threads(training_threads(cfg.threads))  # see config.default_training_threads
         self.device = pick_device(cfg.device)
         self.amp = autocast_dtype(cfg.precision, self.device)
         self.run = RunFolder(Path(out), writer=self.rank == 0)

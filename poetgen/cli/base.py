@@ -168,6 +168,8 @@ Seed = Annotated[int | None, typer.Option("--seed", help="Random seed: the same 
 Greedy = Annotated[bool, typer.Option("--greedy", help="Always take the most likely token (ignores --temp).",
                                       rich_help_panel=SAMPLING)]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+Threads = Annotated[int | None, typer.Option("--threads", help="Torch CPU threads for training (default: "
+                                            "$POETGEN_THREADS, else half the cores this process may use, 1 to 4).")]
 
 
 MAX_MESSAGE = 400  # characters; a 10k-character argument echoed back helps nobody

@@ -164,6 +164,7 @@ def train(
     seed: Annotated[int, typer.Option(rich_help_panel=OPTIM)] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     precision: Annotated[str, typer.Option(help="fp32, bf16 or fp16 (autocast).")] = "fp32",
+    threads: base.Threads = None,
     out_dir: Annotated[Path | None, typer.Option("--out", parser=path_value,
                                                  help="Run folder (default runs/CORPUS-TASK-MODEL).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")]
@@ -193,7 +194,7 @@ def train(
             setattr(cfg, key, value)
     cfg.forms, cfg.script, cfg.tokenizer = list(form or []), script, tokenizer
     cfg.data_dir = str(data_dir) if data_dir else None
-    cfg.seed, cfg.device, cfg.precision = seed, device, precision
+    cfg.seed, cfg.device, cfg.precision, cfg.threads = seed, device, precision, threads or 0
     out_path = out_dir or Path("runs") / f"{Path(corpus).stem}-{task}-{cfg.model.model}"
     trainer = Trainer(cfg, out_path, resume=resume)
     # --quiet: no facts and no progress bar; nor from the other processes of a torchrun job
