@@ -135,8 +135,10 @@ def test_report_of_two_classifiers(compared, data, tmp_path):
         for name in ("Dovesky", "Jackson", "Hou"):
             assert name in text
     assert "Hou | Chinese" in md  # the tiny Chinese list contains Hou: it must win
-    # compare + curves & confusion per run + the evidence: gradient flow, accuracy by length, forget gates
-    assert page.count("data:image/png;base64,") == 8
+    # compare + curves & confusion per run + the evidence: gradient flow, accuracy by length, forget gates,
+    # + the best gated model's confusion matrix shown again outside the folded details
+    assert page.count("data:image/png;base64,") == 9
+    assert "<details><summary>rnn — classify" in page and "Conclusion" in md and "Training settings" in md
     assert '<img alt="' in page and 'src="http' not in page and ".png\"" not in page  # one file
     for image in ("compare.png", "rnn-curves.png", "rnn-confusion.png", "lstm-confusion.png"):
         assert f"]({image})" in md and is_png(tmp_path / "report" / image)

@@ -22,6 +22,7 @@ from poetgen.cli import app
 from poetgen.data import encode
 from poetgen.errors import PoetgenError
 from poetgen.evaluate import classifier_predictions, split_samples
+from poetgen.lab import session
 from poetgen.lab.compare import compare_models, folder_name
 from poetgen.lab.evidence import (
     _batches,
@@ -36,7 +37,6 @@ from poetgen.lab.evidence import (
     summarise_gates,
 )
 from poetgen.lab.report import write_report
-from poetgen.lab.session import classifier_seconds, later_seconds
 
 CLASSIFIERS = ["tutorial-rnn", "rnn", "lstm", "lstm:custom", "gru"]
 GENERATORS = ["tutorial-rnn", "lstm"]
@@ -277,14 +277,29 @@ def test_report_states_the_evidence(runs, data, tmp_path):
     assert "Why does the LSTM" not in plain.read_text(encoding="utf-8")
 
 
-def test_lab_budget_is_shared_out_and_checked():
-    assert 4 * classifier_seconds(600) == pytest.approx(0.45 * 600)
-    generator, poems = later_seconds(600, 600 - 300)  # the classifiers took 300 s: 228 s left to use
-    assert generator + poems == pytest.approx((300 - 0.12 * 600) * 0.8) and poems > generator
-    assert later_seconds(600, -50) == (12.0, 12.0)  # over time already: each still trains a little
+def test_lab_budget_is_shared_out_by_phase_and_checked():
+    import time
+
+    from poetgen.lab.schedule import PHASES, Clock
+
+    lines: list[str] = []
+    clock = Clock(600, lines.append)
+    share = clock.phase("classifiers")
+    assert share == pytest.approx(600 * PHASES["classifiers"], rel=0.01)  # the shares add up to 1
+    assert session.classifier_seconds(share) * len(session.CLASSIFIERS) == pytest.approx(0.8 * share)
+    assert lines[-1].startswith("[1/5] classifiers: ") and "left in the lab" in lines[-1]
+    # the classifiers overran: 500 s of 600 gone, so every later phase shrinks alike
+    late = Clock(600, lines.append, start=time.perf_counter() - 500)
+    later = [p for p in PHASES if p not in ("classifiers", "report")]
+    share = late.phase(later[0])  # the report's reserve (72 s) stays; the rest is shared out
+    assert share == pytest.approx((100 - 72) * PHASES[later[0]] / sum(PHASES[p] for p in later), rel=0.02)
+    assert late.deadline == pytest.approx(time.perf_counter() + share, abs=1)
+    assert late.phase("report") == pytest.approx(100, abs=1)  # the report takes what is left
+    assert Clock(600, start=time.perf_counter() - 700).phase("report") == 0  # past the deadline: nothing left
+    assert Clock(60).reserve() == 24 and Clock(100).reserve() == 30  # small budgets: a floor, at most 40%
     for bad in (0, -5, float("nan"), float("inf")):
         with pytest.raises(PoetgenError, match="positive number of seconds"):
-            classifier_seconds(bad)
+            Clock(bad)
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -321,7 +336,7 @@ def test_lab_command_writes_the_whole_report(data, tmp_path):
                  "Generated names", "Sample poems", "TutorialClassifier(", "LSTM(64, 128", "hand-written"):
         assert text in md, text
     assert (report / "report.html").is_file() and (report / "compare.png").is_file()
-    for spec in ("tutorial-rnn", "lstm", "lstm-custom", "gru"):
+    for spec in ("tutorial-rnn", "rnn", "lstm", "lstm-custom", "gru", "gru-custom"):
         points = (tmp_path / "lab" / "classify" / spec / "metrics.jsonl").read_text().splitlines()
         assert len(points) >= 20, spec  # the lab's curves have at least 20 validation points
         assert (report / f"{spec}-curves.png").is_file() and (report / f"{spec}-confusion.png").is_file()

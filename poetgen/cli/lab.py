@@ -23,12 +23,13 @@ def lab(
                                           "and the report.")] = Path("runs/lab"),
     seed: Annotated[int, typer.Option(help="One seed for every model.")] = 0,
     data_dir: DataDir = None,
+    threads: base.Threads = None,
 ) -> None:
     """The whole RNN-vs-LSTM lab: the assignment's classifiers side by side, a names generator, a small
     poem model, and a report with every figure the lab asks for, and evidence measured on why the LSTM wins."""
     from poetgen.lab.session import run_lab
 
-    path = run_lab(out_dir, seconds=seconds, seed=seed, data_dir=data_dir,
+    path = run_lab(out_dir, seconds=seconds, seed=seed, data_dir=data_dir, threads=threads or 0,
                    log=lambda line: base.err.print(escape(line), soft_wrap=True))
     base.out.print(f"[green]wrote[/] {escape(str(path))} and {escape(str(path.with_suffix('.html')))}")
 
@@ -47,6 +48,7 @@ def compare(
     data_dir: DataDir = None,
     out_dir: Annotated[Path, typer.Option("--out", parser=path_value, help="Folder for the runs, table and plot.")]
     = Path("runs/compare"),
+    threads: base.Threads = None,
 ) -> None:
     """Train several models with the same budget and seed; one table and one overlaid-curves PNG."""
     from poetgen.lab.compare import TURNS, compare_models, markdown_table, table_of
@@ -68,7 +70,7 @@ def compare(
         base.err.print(escape(line), soft_wrap=True)
 
     rows = compare_models(corpus, task, specs, data_dir=data_dir, out=out_dir, budget_steps=steps,
-                          budget_seconds=seconds, seed=seed, batch_size=batch_size, log=say)
+                          budget_seconds=seconds, seed=seed, batch_size=batch_size, log=say, threads=threads or 0)
     headers, cells = table_of(rows)
     base.out.print(markdown_table(headers, cells))
     base.out.print(f"[green]wrote[/] {escape(str(out_dir / 'compare.md'))}, {escape(str(out_dir / 'compare.png'))}")

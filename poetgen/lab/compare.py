@@ -7,8 +7,9 @@ overlaid).
 
 Fairness: every model gets the same number of optimiser steps on the same batches (same seed) and
 early stopping is switched off, so quality is compared at equal work. The hand-written cells
-(``:custom``, a Python loop over time steps, see ``cells.py``) cost several times more per step
-than torch's fused kernels; the wall-time and ms/step columns show that cost rather than hide it.
+(``:custom``, a Python loop over time steps, see ``cells.py``) cost more per step than torch's
+fused kernels, by a factor that depends on the model and the machine (1.04-1.5x in
+BENCHMARKS.md); the ms/step column and ``cell_cost`` state the measured price.
 A budget in seconds instead compares what each cell reaches in the same time (step counts differ).
 """
 
@@ -139,11 +140,14 @@ def _fmt(value, digits: int = 3) -> str:
 def table_of(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     """Headers and formatted cells of the comparison table (classifier or language-model columns)."""
     classify = any("test_accuracy" in r for r in rows)
-    headers = ["model", "cell", "params", "steps", "wall time (s)", "ms/step", "final train loss", "final val loss"]
+    headers = ["model", "cell", "params", "steps", "wall time (s)", "epochs", "ms/step", "final train loss",
+               "final val loss"]
     headers += ["test accuracy", "test macro-F1"] if classify else ["test NLL/char", "test perplexity"]
     cells = []
     for r in rows:
+        epochs = r.get("epochs")
         line = [r["label"], r["cell"], f"{r['params']:,}", str(r["steps"]), _fmt(r["wall_s"], 1),
+                _fmt(float(epochs), 1) if isinstance(epochs, int | float) else "–",
                 _fmt(r["ms_per_step"], 1), _fmt(r["train_loss"]), _fmt(r["val_loss"])]
         if classify:
             line += [_fmt(r.get("test_accuracy")), _fmt(r.get("test_macro_f1"))]
@@ -181,17 +185,31 @@ def fairness_note(budget_steps: int | None, budget_seconds: float | None, seed: 
         if budget_seconds:
             budget += f" (or {budget_seconds:g} s, whichever came first)"
     elif budget_seconds:
-        budget = f"{budget_seconds:g} seconds of training each (so the step counts differ)"
+        budget = f"{budget_seconds:.3g} seconds of training each (so the step counts differ)"
     else:
         budget = "the preset's full schedule each"
     return (f"Same preset, data, batch order (seed {seed}) and budget for every model: {budget}; early "
             f"stopping off. The models took turns, one {TURNS}th of the budget each per round, so they shared "
             "the machine's conditions, and a time budget counted only each model's own training time. "
             "Scores are of each run's best checkpoint (lowest validation loss) on the test "
-            "split. The hand-written cells (`:custom`) loop over time steps in Python, so a step costs "
-            "several times more than with torch's fused kernels: compare quality at equal steps, and read "
-            "the wall-time and ms/step columns for the price. Wall time includes the periodic evaluations; "
-            "ms/step is the median time of one training step, evaluations excluded.")
+            "split. The hand-written cells (`:custom`) loop over time steps in Python where torch's kernels "
+            "run the loop in C++; the ms/step column shows what that costs on this machine. Wall time "
+            "includes the periodic evaluations; ms/step is the median time of one training step, evaluations "
+            "excluded.")
+
+
+def cell_cost(rows: list[dict]) -> str:
+    """What the hand-written cells cost per step against torch's kernel of the same model, as
+    measured in ``rows`` ("" when no pair is there)."""
+    torch_ms = {r["model"]: r["ms_per_step"] for r in rows if r.get("cell") == "torch"}
+    said = []
+    for r in rows:
+        base = torch_ms.get(r["model"])
+        if r.get("cell") == "custom" and base and math.isfinite(base) and math.isfinite(r["ms_per_step"]):
+            said.append(f"{r['label']} {r['ms_per_step']:.1f} ms against {base:.1f} "
+                        f"({r['ms_per_step'] / base:.2f}×)")
+    return ("Hand-written cells per step, against torch's kernel of the same model: " + "; ".join(said) + "."
+            if said else "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,8 +229,14 @@ def compare_models(
     batch_size: int | None = None,
     base=None,
     log: Callable[[dict], None] | None = None,
+    threads: int = 0,
+    deadline: float | None = None,
 ) -> list[dict]:
     """Train each model spec under the same budget into ``out/<spec>`` and compare them.
+
+    ``threads``: torch threads (0: ``config.training_threads``'s default). ``deadline`` (a
+    ``time.perf_counter()`` value): no round of turns starts that would end after it, so the
+    models stop early, all after the same number of turns, and their rows say so.
 
     ``base`` (a TrainConfig) replaces ``train.preset(corpus, task)`` as the template, e.g. to shrink
     the models; its corpus, task, data_dir, seed and budget (and ``batch_size`` when given) are
@@ -253,6 +277,7 @@ def compare_models(
     template.patience = 0  # early stopping would hand the models different budgets
     if batch_size is not None:
         template.batch_size = batch_size
+    template.threads = threads
     template.validate()
 
     def say(event: dict) -> None:
@@ -274,7 +299,15 @@ def compare_models(
     # The models take turns, a slice each, round after round: whatever else the machine does lands
     # on all of them alike, and a time budget counts only each model's own training time.
     turn = _slice(budget_steps, budget_seconds, next(iter(trainers.values())).total_steps())
+    rounds, cut = 0, False
+    round_start = time.perf_counter()
     while not all(t.finished for t in trainers.values()):
+        now = time.perf_counter()
+        if deadline is not None and rounds and now + (now - round_start) / rounds > deadline:
+            cut = True  # the next round would end past the deadline
+            break
+        rounds += 1
+        say({"event": "round", "round": rounds, "total": TURNS})
         for label, trainer in trainers.items():
             if not trainer.finished:
                 stamps[label].append(math.nan)  # a turn ends: the gap to the next step is not a step
@@ -289,6 +322,7 @@ def compare_models(
         except PoetgenError:
             pass  # the curves are a bonus; the row below still reports the run
         row = run_row(folder, label, data_dir)
+        row["turns"], row["stopped_early"] = rounds, cut and not trainer.finished
         rows.append(row)
         folders[label] = folder
         say({"event": "done", "label": label, "row": row})
@@ -310,7 +344,8 @@ def write_comparison(rows: list[dict], folders: dict[str, Path], out: Path, meta
                                       encoding="utf-8")
     headers, cells = table_of(rows)
     note = fairness_note(meta.get("budget_steps"), meta.get("budget_seconds"), meta.get("seed", 0))
+    cost = cell_cost(rows)
     md = (f"# Comparison: {meta.get('corpus')} / {meta.get('task')}\n\n{markdown_table(headers, cells)}\n\n"
-          f"{note}\n\n![loss and accuracy curves, overlaid](compare.png)\n")
+          f"{note}{' ' + cost if cost else ''}\n\n![loss and accuracy curves, overlaid](compare.png)\n")
     (out / "compare.md").write_text(md, encoding="utf-8")
     return {"json": out / "compare.json", "md": out / "compare.md", "png": png}

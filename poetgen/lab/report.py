@@ -15,22 +15,18 @@ rendered twice, once as Markdown and once as HTML, so the two files always say t
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from poetgen.errors import PoetgenError
-from poetgen.lab.blocks import KINDS, Block, Code, Heading, Image, Para, Table, to_html, to_markdown
+from poetgen.lab.blocks import KINDS, Block, Code, Details, Heading, Image, Para, Row, Table, to_html, to_markdown
 from poetgen.lab.findings import evidence_section
 
 PROBE_NAMES = ("Dovesky", "Jackson", "Hou", "Satoshi", "Nguyen", "Schmidt", "Rossi", "O'Neal")
 LANGUAGES = ("Russian", "German", "Spanish", "Chinese", "Japanese", "Italian", "English", "Arabic")
 POEM_PROMPTS = (("", "五绝"), ("明月", "五绝"), ("春风", "七绝"), ("", "五律"))
 NAMES_PER_LANGUAGE = 8
-CONFIG_KEYS = {
-    "model": ("model", "cell", "embed", "hidden", "layers", "dropout", "bidirectional", "adaptive", "tie"),
-    "train": ("corpus", "task", "tokenizer", "epochs", "max_steps", "max_time", "batch_size", "optimizer", "lr",
-              "weight_decay", "schedule", "warmup", "clip", "seed", "precision"),
-}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -84,13 +80,20 @@ def _module_parameters(model) -> list[list[str]]:
             if count_parameters(child)]
 
 
-def _config_table(meta: dict) -> Table:
-    train = meta.get("train", {})
-    model = train.get("model") or meta.get("config", {})
-    irrelevant = {"adaptive", "tie"} if train.get("task") == "classify" else {"bidirectional"}
-    rows = [[key, _fmt(model[key])] for key in CONFIG_KEYS["model"] if key in model and key not in irrelevant]
-    rows += [[key, _fmt(train[key])] for key in CONFIG_KEYS["train"] if key in train]
-    return Table(["setting", "value"], rows)
+@dataclass
+class Section:
+    """One run in the report: its folded blocks, comparison row (None without a test set), kind
+    (``Checkpoint.kind``), what the report shows outside the fold, and what the summaries read."""
+    label: str
+    run: Path
+    blocks: list[Block]
+    row: dict | None
+    kind: str
+    meta: dict
+    records: list[dict]
+    samples: list[Block] = field(default_factory=list)  # sample names or poems
+    top: Table | None = None  # a classifier's top-3 predictions
+    confusion: Path | None = None
 
 
 def _classifier_blocks(ck, evaluation: dict, out: Path, slug: str) -> list[Block]:
@@ -120,18 +123,25 @@ def _classifier_blocks(ck, evaluation: dict, out: Path, slug: str) -> list[Block
     png = plot_confusion(labels, evaluation["confusion"], out / f"{slug}-confusion.png",
                          title=f"{slug}: test confusion matrix (rows: true, columns: predicted)")
     blocks += [Heading(3, "Confusion matrix"), Image(png, f"confusion matrix of {slug}")]
+    top = top_predictions(ck)
+    if top is None:
+        return [*blocks, Para("Top-3 predictions left out: poetgen.names is not available.")]
+    return [*blocks, Heading(3, f"Top-{len(top.headers) - 1} predictions"), top]
+
+
+def top_predictions(ck) -> Table | None:
+    """The classifier's top-3 languages, with probabilities, for PROBE_NAMES."""
     try:
         from poetgen.names.classify import classify
     except ImportError:
-        return [*blocks, Para("Top-3 predictions left out: poetgen.names is not available.")]
+        return None
     top = min(3, len(ck.categories))
     rows = []
     for pred in classify(ck, PROBE_NAMES, top=top):
         ranked = [f"{lang} {_pct(p)}" for lang, p in pred.top] + [""] * (top - len(pred.top))
         note = f" (unknown letters: {' '.join(pred.unknown_chars)})" if pred.unknown_chars else ""
         rows.append([pred.name + note, *ranked])
-    ordinal = ["1st", "2nd", "3rd"][:top]
-    return [*blocks, Heading(3, f"Top-{top} predictions"), Table(["name", *ordinal], rows)]
+    return Table(["name", *["1st", "2nd", "3rd"][:top]], rows)
 
 
 def _names_blocks(ck, sampling_seed: int = 0) -> list[Block]:
@@ -179,10 +189,8 @@ def _poem_blocks(ck, sampling_seed: int = 0) -> list[Block]:
     return blocks
 
 
-def run_section(run: Path, label: str, out: Path, *, data_dir=None, samples: bool = True
-                ) -> tuple[list[Block], dict | None, str]:
-    """The blocks of one run, its comparison row (None when the test set was unavailable) and its
-    kind (``Checkpoint.kind``: classify, names or poems)."""
+def run_section(run: Path, label: str, out: Path, *, data_dir=None, samples: bool = True) -> Section:
+    """One run's part of the report (see ``Section``)."""
     from poetgen.checkpoint import load_checkpoint
     from poetgen.evaluate import evaluate_split
     from poetgen.lab.compare import run_row
@@ -196,14 +204,12 @@ def run_section(run: Path, label: str, out: Path, *, data_dir=None, samples: boo
     what = {"classify": "names classifier", "names": "names generator", "poems": "poem language model"}[ck.kind]
     params = count_parameters(ck.model)
     blocks: list[Block] = [
-        Heading(2, label),
         Para(f"`{run}` — {what}: {ck.config.model.upper()} ({ck.config.cell} cells) on corpus "
              f"`{train.get('corpus', '?')}`, {params:,} trainable parameters."),
         Heading(3, "Network structure (print(model))"),
         Code(str(ck.model)),
         Table(["module", "type", "parameters"], [*_module_parameters(ck.model), ["total", "", f"{params:,}"]]),
         Heading(3, "Training"),
-        _config_table(ck.meta),
     ]
     if records:
         last = records[-1]
@@ -230,18 +236,21 @@ def run_section(run: Path, label: str, out: Path, *, data_dir=None, samples: boo
     elif evaluation is not None:
         blocks.append(Para(f"Held-out test NLL: {evaluation['nll']:.4f} nats per character "
                            f"(perplexity {evaluation['ppl']:.2f}) over {evaluation['tokens']:,} characters."))
-    if samples and ck.kind == "names":
-        blocks += _names_blocks(ck)
-    elif samples and ck.kind == "poems":
-        blocks += _poem_blocks(ck)
+    shown = ([] if not samples else _names_blocks(ck) if ck.kind == "names" else
+             _poem_blocks(ck) if ck.kind == "poems" else [])
     row = run_row(run, label, data_dir, evaluation) if evaluation is not None and records else None
-    return blocks, row, ck.kind
+    section = Section(label, run, blocks, row, ck.kind, ck.meta, records, shown)
+    if evaluation is not None and ck.kind == "classify":
+        last = blocks[-1]
+        section.top = last if isinstance(last, Table) and last.headers[0] == "name" else None
+        section.confusion = out / f"{slug}-confusion.png"
+    return section
 
 
 def comparison_blocks(labels: list[str], runs: list[Path], rows: list[dict], png: Path, kind: str) -> list[Block]:
     """A comparison table and the overlaid curves of runs of one kind (a classifier's curves do
     not belong on a language model's axes)."""
-    from poetgen.lab.compare import table_of
+    from poetgen.lab.compare import cell_cost, table_of
     from poetgen.lab.plots import plot_compare
 
     blocks: list[Block] = [Heading(2, f"Comparison of the {KINDS[kind]}")]
@@ -249,27 +258,34 @@ def comparison_blocks(labels: list[str], runs: list[Path], rows: list[dict], png
         headers, cells = table_of(rows)
         blocks.append(Table(headers, cells))
     steps = {r["steps"] for r in rows}
+    cost = cell_cost(rows)
     blocks.append(Para(
         (f"All runs trained for {steps.pop()} steps. " if len(steps) == 1 else
-         "The runs trained for different numbers of steps: compare them with care. ")
+         "The runs trained for different numbers of steps (a time budget: a faster step gets more of them). ")
         + "Scores are of each run's best checkpoint (lowest validation loss) on the test split. "
-        "Hand-written cells (`custom`) loop over time steps in Python, so their steps cost more: "
-        "read the wall-time and ms/step columns for the price. ms/step is the median step time when the "
-        "runs came from `poetgen compare` (evaluations excluded), else wall time / steps."))
+        + (cost + " " if cost else "")
+        + "ms/step is the median step time when the runs came from `poetgen compare` (evaluations excluded), "
+        "else wall time / steps."))
     plot_compare(dict(zip(labels, runs, strict=True)), png)
     return [*blocks, Image(png, f"loss and accuracy curves of the {KINDS[kind]}, overlaid")]
 
 
 def write_report(runs: list[Path], out: Path, *, data_dir: Path | str | None = None, samples: bool = True,
-                 evidence: bool = True, preface: list[Block] | None = None) -> Path:
+                 evidence: bool = True, preface: list[Block] | None = None, longrange=None) -> Path:
     """Write ``out/report.md`` (figures as PNG files beside it) and ``out/report.html`` (one file).
 
-    Runs of one kind (classifiers, names generators, poem models) are compared with each other;
-    ``evidence`` adds the section that measures why the LSTM beats the RNN (``lab.findings``);
-    ``preface`` blocks come right after the title. Returns the path of ``report.md``;
-    ``report.html`` lies beside it.
+    In order: the title and ``preface``; warnings about under-trained runs; the comparison of the
+    runs of each kind (classifiers, names generators, poem models) with their settings folded;
+    the confusion matrices and top-3 predictions of the tutorial RNN and the best gated
+    classifier; ``longrange`` (a ``lab.longrange.LongRangeResult``: the controlled test);
+    ``evidence`` (why the LSTM beats the RNN, measured on the runs, ``lab.findings``); the
+    hand-written cells' equations and code; the conclusion; sample names and poems; and every run
+    in detail, folded. Returns the path of ``report.md``; ``report.html`` lies beside it.
     """
     from poetgen import __version__
+    from poetgen.lab.cellcode import cell_blocks
+    from poetgen.lab.conclusion import conclusion_blocks, correctness, run_warnings, warning_blocks
+    from poetgen.lab.settings import settings_blocks
 
     runs = [check_run(r) for r in runs]
     if not runs:
@@ -282,26 +298,46 @@ def write_report(runs: list[Path], out: Path, *, data_dir: Path | str | None = N
     except OSError as e:
         raise PoetgenError(f"cannot create {out}: {e.strerror or e}", code=1) from None
     labels = _labels(runs)
-    sections: list[Block] = []
-    groups: dict[str, list[tuple[str, Path, dict | None]]] = {}
-    for run, label in zip(runs, labels, strict=True):
-        blocks, row, kind = run_section(run, label, out, data_dir=data_dir, samples=samples)
-        sections += blocks
-        groups.setdefault(kind, []).append((label, run, row))
+    sections = [run_section(run, label, out, data_dir=data_dir, samples=samples)
+                for run, label in zip(runs, labels, strict=True)]
+    groups: dict[str, list[Section]] = {}
+    for section in sections:
+        groups.setdefault(section.kind, []).append(section)
 
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     title = "poetgen training report"
     blocks: list[Block] = [Heading(1, title),
                            Para(f"Generated {stamp} by poetgen {__version__} from {len(runs)} run(s): "
                                 + ", ".join(f"`{r}`" for r in runs) + "."), *(preface or [])]
-    compared = {kind: members for kind, members in groups.items() if len(members) > 1}
-    for kind, members in compared.items():
-        png = out / ("compare.png" if len(compared) == 1 else f"compare-{kind}.png")
-        blocks += comparison_blocks([m[0] for m in members], [m[1] for m in members],
-                                    [m[2] for m in members if m[2] is not None], png, kind)
+    warnings = {s.label: run_warnings(s.label, s.kind, s.records, s.row) for s in sections}
+    blocks += warning_blocks([w for said in warnings.values() for w in said])
+    for kind, members in groups.items():
+        if len(members) > 1:
+            png = out / ("compare.png" if sum(len(m) > 1 for m in groups.values()) == 1 else f"compare-{kind}.png")
+            blocks += comparison_blocks([m.label for m in members], [m.run for m in members],
+                                        [m.row for m in members if m.row is not None], png, kind)
+        blocks += settings_blocks({m.label: m.meta for m in members}, kind)
+    classifiers = [s for s in groups.get("classify", []) if s.row is not None]
+    blocks += _highlights(classifiers)
+    if longrange is not None:
+        from poetgen.lab.longrange_section import longrange_blocks
+
+        blocks += longrange_blocks(longrange, out)
     if evidence:
         blocks += evidence_section(list(zip(labels, runs, strict=True)), out, data_dir=data_dir)
-    blocks += sections
+    blocks += cell_blocks(sorted({s.meta.get("train", {}).get("model", {}).get("model", "") for s in sections
+                                  if s.meta.get("train", {}).get("model", {}).get("cell") == "custom"}))
+    if classifiers:
+        right = correctness({s.label: s.run for s in classifiers}, data_dir)
+        blocks += conclusion_blocks([s.row for s in classifiers], right, longrange=longrange,
+                                    warned={label for label, said in warnings.items() if said})
+    for s in sections:
+        if s.samples:
+            blocks += [Heading(2, f"{s.label}: samples"), *s.samples]
+    blocks.append(Heading(2, "Every run in detail"))
+    blocks += [Details(f"{s.label} — {s.kind}: print(model), curves"
+                       + (", per-language scores, confusion matrix, top-3" if s.kind == "classify" else
+                          ", test NLL"), s.blocks) for s in sections]
     md = out / "report.md"
     try:
         md.write_text(to_markdown(blocks), encoding="utf-8")
@@ -309,3 +345,20 @@ def write_report(runs: list[Path], out: Path, *, data_dir: Path | str | None = N
     except OSError as e:
         raise PoetgenError(f"cannot write the report in {out}: {e.strerror or e}", code=1) from None
     return md
+
+
+def _highlights(classifiers: list[Section]) -> list[Block]:
+    """The confusion matrices and top-3 predictions of the tutorial RNN (the assignment's own) and
+    of the best gated classifier by test accuracy; the others' are in the folded details."""
+    gated = [s for s in classifiers if s.row["model"] in ("lstm", "gru")]
+    chosen = [s for s in classifiers if s.row["model"] == "tutorial-rnn"][:1]
+    if gated:
+        chosen.append(max(gated, key=lambda s: s.row.get("test_accuracy") or 0.0))
+    if not chosen:
+        return []
+    figures = [Image(s.confusion, f"confusion matrix of {s.label}") for s in chosen
+               if s.confusion is not None and s.confusion.is_file()]
+    tops = [Details(f"{s.label}: top-3 predictions", [s.top]) for s in chosen if s.top is not None]
+    return [Heading(2, f"Confusion matrices and top-3 predictions: {' and '.join(s.label for s in chosen)}"),
+            Para("On the test split (rows: the true language, columns: the predicted one); the other models' are "
+                 "in their details at the end."), Row(figures), Row(tops)]
