@@ -103,6 +103,14 @@ def test_compare_writes_table_json_and_figure(compared):
     assert "compare.png" in md
 
 
+def test_compare_stops_every_model_after_the_same_turns_at_a_deadline(data, tmp_path):
+    import time
+
+    rows = compare_models("names", "classify", ["rnn", "gru"], data_dir=data, out=tmp_path, budget_steps=STEPS,
+                          seed=0, base=tiny_config(), deadline=time.perf_counter())  # past after the first round
+    assert [(r["turns"], r["stopped_early"], r["steps"]) for r in rows] == [(1, True, STEPS // TURNS)] * 2
+
+
 def test_compare_refuses_bad_specs_and_used_folders(compared, data, tmp_path):
     with pytest.raises(PoetgenError, match="did you mean 'lstm'"):
         parse_spec("lstn")

@@ -45,9 +45,16 @@ def run_warnings(label: str, kind: str, records: list[dict], row: dict | None) -
                     f"{MIN_EPOCHS} its scores need to settle.")
     elif kind != "classify" and epochs < 1:
         said.append(f"{label} did not finish one pass over its training data ({last['step']:,} steps).")
-    losses = [r["train_loss"] for r in records if _finite(r.get("train_loss"))]
-    if len(losses) >= 4 and losses[-1] > 1.2 * min(losses[len(losses) // 4:]):
-        said.append(f"{label}: the training loss diverged (from {min(losses):.3f} back up to {losses[-1]:.3f}).")
+    losses = [r.get("train_loss") for r in records]
+    if any(x is not None and not _finite(x) for x in losses):
+        said.append(f"{label}: the training loss became infinite or NaN.")
+    losses = [x for x in losses if _finite(x)]
+    if len(losses) >= 8:  # each record's training loss is a mean over a few steps: compare quarters, not points
+        q = len(losses) // 4
+        means = [sum(losses[i * q:(i + 1) * q]) / q for i in range(3)] + [sum(losses[3 * q:]) / len(losses[3 * q:])]
+        if means[-1] > 1.3 * min(means[:-1]):
+            said.append(f"{label}: the training loss diverged (mean {min(means[:-1]):.3f} in an earlier quarter of "
+                        f"the run, {means[-1]:.3f} in the last).")
     val = [r["val_loss"] for r in records if _finite(r.get("val_loss"))]
     if len(val) >= 8:
         quarter = val[-(len(val) // 4) - 1]
