@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -178,7 +179,7 @@ def gradient_by_distance(model: LongRangeNet, cfg: LongRangeConfig, k: int, n: i
 
 
 def run_longrange(cfg: LongRangeConfig | None = None, *, seconds: float = math.inf,
-                  log=None) -> LongRangeResult:
+                  log: Callable[[str], None] | None = None) -> LongRangeResult:
     """Train and score a network per cell and gap within ``seconds``. Gaps go shortest first, the
     three cells in turn at each; each network may use its share of the time left, weighted by
     its sequence length; gaps not reached in time are left None."""
