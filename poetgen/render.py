@@ -11,7 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 RULE_NAMES = {"form": "form", "punctuation": "punctuation", "rhyme": "rhyme",
-              "level_rhyme": "平 rhyme", "tone_pattern": "平仄 pattern"}
+              "level_rhyme": "平 rhyme", "tone_pattern": "平仄 pattern", "first_line": "首句 rhyme",
+              "repeats": "repeats", "three_level_tail": "no 三平尾", "lone_level": "no 孤平"}
 
 
 def mark(ok: bool) -> str:
@@ -100,6 +101,8 @@ def check_table(check: dict) -> Group:
     rules.add_column("")
     for key, ok in check["rules"].items():
         rules.add_row(RULE_NAMES.get(key, key), mark(ok))
+    for couplet in check.get("couplets", []):
+        rules.add_row(_couplet_name(couplet), mark(couplet["parallel"]))
     facts = Text.from_markup(
         f"form [bold]{check['form']}[/] · rhyme chars [bold]{''.join(check['rhyme_chars']) or '-'}[/] · "
         f"group [bold]{group_name(check) or '-'}[/] · scheme {check.get('scheme', '')}"
@@ -114,7 +117,14 @@ def check_plain(check: dict) -> str:
     for i, (line, tones) in enumerate(zip(check["lines"], check["tones"], strict=False)):
         rows.append(f"{i + 1} {line} {''.join(t or '·' for t in tones)}")
     rows += [f"{RULE_NAMES.get(key, key)} {'✓' if ok else '✗'}" for key, ok in check["rules"].items()]
+    rows += [f"{_couplet_name(c)} {'✓' if c['parallel'] else '✗'}" for c in check.get("couplets", [])]
     return "\n".join(rows)
+
+
+def _couplet_name(couplet: dict) -> str:
+    """`对仗 3–4 (0.52)`: a couplet's parallelism score, a measure beside the rules."""
+    a, b = couplet["lines"]
+    return f"对仗 {a}–{b} ({couplet['score']:.2f})"
 
 
 def names_columns(names: list[str], title: str | None = None) -> Panel | Columns:

@@ -35,6 +35,7 @@ from poetgen.vocab import BOS, EOS, PAD, UNK
 # float32 logits to inf (NaN after softmax): such temperatures are decoded greedily.
 GREEDY_BELOW = 1e-3
 DEFAULT_TEMPERATURE = 0.8  # free text and poems
+FEED_WINDOW = 512  # tokens fed to the model at once
 
 
 @dataclass
@@ -201,7 +202,12 @@ class Stepper:
         """tokens (B,) or (B, T) → log-probs (B, V) for the token after the last one fed."""
         if tokens.dim() == 1:
             tokens = tokens[:, None]
-        h, self.state = self.model.features(tokens.to(self.device), self.category, self.state, self.style)
+        tokens = tokens.to(self.device)
+        # A long input (a mood of thousands of characters) is fed in windows that carry the state:
+        # memory stays bounded by the window, not by the input's length.
+        for start in range(0, tokens.shape[1], FEED_WINDOW):
+            h, self.state = self.model.features(tokens[:, start : start + FEED_WINDOW], self.category, self.state,
+                                                self.style)
         return self.model.log_probs(h[:, -1])
 
     def subset(self, index: Tensor) -> Stepper:

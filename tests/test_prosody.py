@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from poetgen.errors import PoetgenError
-from poetgen.poems.prosody import PINGSHUI_TSV, SCHEMES, check_poem, rhyme_rate, table
+from poetgen.poems.check import check_poem, rhyme_rate
+from poetgen.poems.prosody import PINGSHUI_TSV, SCHEMES, table
 from poetgen.poems.text import FORMS, LINE_BREAKS, detect_form, split_lines
 
 JINGYESI_S = "床前明月光，疑是地上霜。举头望明月，低头思故乡。"
@@ -61,8 +62,12 @@ def test_zaofa_baidicheng_passes_every_rule() -> None:
         "rhyme": True,
         "level_rhyme": True,
         "tone_pattern": True,
+        "first_line": True,
+        "repeats": True,
+        "three_level_tail": True,
+        "lone_level": True,
     }
-    assert check.passed()
+    assert check.passed() and check.couplets == []  # a 绝句 has no couplet that must be parallel
 
 
 def test_oblique_rhyme_passes_rhyme_but_not_level_rhyme() -> None:
@@ -260,3 +265,43 @@ def test_split_lines_gives_clean_nonempty_lines(text: str) -> None:
     lines = split_lines(text)
     assert all(line and not set(line) & set(LINE_BREAKS + " \n") for line in lines)
     assert "".join(lines) == "".join(ch for ch in text if ch not in LINE_BREAKS + " \n")
+
+
+def test_a_first_line_ending_level_must_rhyme_a_neighbouring_group_allowed() -> None:
+    assert check_poem("远上寒山石径斜，白云生处有人家。停车坐爱枫林晚，霜叶红于二月花。").rules["first_line"]
+    broken = check_poem("远上寒山石径光，白云生处有人家。停车坐爱枫林晚，霜叶红于二月花。")  # 光: 陽, surely 平
+    assert broken.rules["level_rhyme"] and not broken.rules["first_line"] and not broken.passed()
+    # 冬 (二冬) opening a poem that rhymes in 一東: a neighbour, as 首句借邻韵 allows
+    borrowed = check_poem("岁暮山中雪满冬，孤村寂寞起寒风。春来又见桃花发，独倚柴门望远空。")
+    assert borrowed.rhyme_group == "上平聲一東" and borrowed.rules["first_line"]
+    # an oblique first line is free
+    assert check_poem(ZAOFA.replace("彩云间", "彩云去")).rules["first_line"]
+
+
+def test_repeated_characters_beyond_the_forms_budget_fail_reduplications_do_not() -> None:
+    repeated = check_poem("朝辞白帝彩云间，千里江陵一日还。两岸猿声啼不住，轻舟已过万里山。")
+    assert not repeated.rules["repeats"]
+    doubled = check_poem("朝辞白帝彩云间，千里江陵一日还。两岸猿声啼啼住，轻舟已过万重山。")
+    assert doubled.rules["repeats"]
+
+
+def test_three_level_tail_and_lone_level_are_reported() -> None:
+    from poetgen.poems.check import lone_level, three_level_tail
+
+    assert three_level_tail(["仄", "仄", "平", "平", "平"]) and not three_level_tail(["仄", "仄", "仄", "平", "平"])
+    assert lone_level(["仄", "平", "仄", "仄", "平"])  # 孤平
+    assert not lone_level(["平", "平", "仄", "仄", "平"]) and not lone_level(["仄", "仄", "仄", "平", "平"])
+    assert not lone_level(["仄", "平", "平", "仄", "平"])  # 拗救: the third made 平
+    assert not lone_level(["仄", "平", "仄", "仄", "仄"])  # not a level ending
+    check = check_poem("白日依山尽，黄河东流平。欲穷千里目，更上一层楼。")  # 东流平: 三平尾
+    assert not check.rules["three_level_tail"]
+
+
+def test_lushi_middle_couplets_are_measured_for_parallelism() -> None:
+    chunwang = "国破山河在，城春草木深。感时花溅泪，恨别鸟惊心。烽火连三月，家书抵万金。白头搔更短，浑欲不胜簪。"
+    check = check_poem(chunwang)
+    assert [c["lines"] for c in check.couplets] == [[3, 4], [5, 6]]
+    assert all(c["same_characters"] == 0 for c in check.couplets)
+    mismatched = check_poem(chunwang.replace("家书", "烽火"))
+    assert mismatched.couplets[1]["same_characters"] == 2
+    assert mismatched.couplets[1]["score"] < check.couplets[1]["score"]

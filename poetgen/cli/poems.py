@@ -109,7 +109,7 @@ def check(
     as_json: Json = False,
 ) -> None:
     """Form, per-character 平/仄, rhyme group and which rules a poem keeps."""
-    from poetgen.poems.prosody import check_poem
+    from poetgen.poems.check import check_poem
     from poetgen.render import check_plain, check_table
 
     if not poem.strip():

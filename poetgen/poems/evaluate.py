@@ -21,7 +21,7 @@ from poetgen.checkpoint import Checkpoint
 from poetgen.corpora import Corpus, Sample, serves, to_script
 from poetgen.errors import PoetgenError, unknown
 from poetgen.evaluate import checkpoint_corpus
-from poetgen.poems import prosody
+from poetgen.poems.check import check_poem
 from poetgen.poems.masks import vocab_masks
 from poetgen.poems.plan import check_form, model_script
 from poetgen.poems.text import FORMS, is_cjk
@@ -65,7 +65,7 @@ def poem_stats(texts: Sequence[str], form: str | None = None, *, ck: Checkpoint 
     bigrams within lines / all of them); repeat rate (mean share of a poem's characters that repeat
     an earlier one); the share of poems with a character three times or more (``char_thrice``) and
     with a two-character phrase twice (``phrase_twice``), what repetition control rules out."""
-    checks = [prosody.check_poem(t, scheme) for t in texts]
+    checks = [check_poem(t, scheme) for t in texts]
     count = max(len(checks), 1)
     lines = [line for c in checks for line in c.lines]
     bigrams = [line[i : i + 2] for line in lines for i in range(len(line) - 1)]

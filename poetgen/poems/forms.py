@@ -22,12 +22,26 @@ class Form:
     rhyme: tuple[int, ...]  # 0-based lines whose last character rhymes in one level (平) group
     oblique_ends: tuple[int, ...] = ()  # lines that end on a 仄 character (the odd lines after the first)
     first_line: bool = True  # 首句: line 1 may rhyme, and must when it ends on a 平 character
-    tones: bool = True  # the 平仄 pattern binds: 二四六分明, 对 and 粘
     parallel: tuple[tuple[int, int], ...] = ()  # couplets (line, line) that answer position by position
+    # The 平仄 pattern, one string per line, one mark per character, relative to the poem's base
+    # (the tone of line 1's 2nd character, fixed by the first character of sure tone): "0" the
+    # base's tone, "1" the other, "." free. Empty when no pattern binds.
+    pattern: tuple[str, ...] = ()
     # Extra repeated characters a poem may have (a reduplication such as 悠悠 is not a repeat). The
     # Tang poems of the form average 0.41 (五绝) 0.58 (七绝) 0.50 (五律) 0.97 (七律) (BENCHMARKS.md):
     # the budget keeps generated poems at or below that.
     repeats: int = 0
+
+    def key(self, line: int, pos: int) -> int | None:
+        """The pattern's mark at ``line``, ``pos`` (0-based): 0 or 1 relative to the base, None if free."""
+        if not self.pattern or pos >= len(self.pattern[line]) or self.pattern[line][pos] == ".":
+            return None
+        return int(self.pattern[line][pos])
+
+    @property
+    def tones(self) -> bool:
+        """Does a 平仄 pattern bind (二四六分明, 对 and 粘)?"""
+        return bool(self.pattern)
 
     @property
     def lines(self) -> int:
@@ -43,10 +57,19 @@ class Form:
         return self.lines, self.width
 
 
+def _key(line: int, pos: int) -> str:
+    """At the 2nd, 4th and 6th character of a line: keys alternate within a line (二四六分明), a
+    couplet's lines are opposite (对) and a couplet's first line repeats the line before it (粘)."""
+    if pos % 2 == 0 or pos > 5:
+        return "."
+    return str((pos // 2) % 2 ^ ((line + 1) // 2) % 2)
+
+
 def _regulated(name: str, lines: int, width: int, repeats: int) -> Form:
     parallel = ((2, 3), (4, 5)) if lines == 8 else ()  # 律诗: the 颔联 and the 颈联
-    return Form(name, (width,) * lines, rhyme=tuple(range(1, lines, 2)),
-                oblique_ends=tuple(range(2, lines - 1, 2)), parallel=parallel, repeats=repeats)
+    pattern = tuple("".join(_key(line, pos) for pos in range(width)) for line in range(lines))
+    return Form(name, (width,) * lines, rhyme=tuple(range(1, lines, 2)), oblique_ends=tuple(range(2, lines - 1, 2)),
+                parallel=parallel, pattern=pattern, repeats=repeats)
 
 
 TABLE: dict[str, Form] = {
@@ -70,7 +93,7 @@ def free(width: int, lines: int) -> Form:
     if name in TABLE:
         return TABLE[name]
     return Form(name, (width,) * lines, rhyme=tuple(range(1, lines, 2)), oblique_ends=tuple(range(2, lines - 1, 2)),
-                tones=False, repeats=lines // 4)
+                repeats=lines // 4)
 
 
 def form_of(name: str, width: int, lines: int) -> Form:

@@ -4,25 +4,14 @@ user's: a prefix that cannot fit the form, characters the model never saw."""
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, replace
 
 from poetgen.checkpoint import Checkpoint
 from poetgen.corpora import SCRIPTS, to_script
 from poetgen.errors import PoetgenError, bad_value, unknown
+from poetgen.poems.forms import FORMS, WIDTH_NAME, Form, form_of, verse_name
 from poetgen.poems.masks import VocabMasks
-from poetgen.poems.text import (
-    ASCII_MARKS,
-    COMMA,
-    FORMS,
-    OTHER,
-    STOP,
-    TYPED_MARKS,
-    WIDTH_NAME,
-    nearest_form,
-    verse_chars,
-    verse_name,
-)
+from poetgen.poems.text import ASCII_MARKS, COMMA, OTHER, STOP, TYPED_MARKS, nearest_form, verse_chars
 
 AUTO = "auto"
 MAX_HEADS = 64  # acrostic lines
@@ -173,15 +162,6 @@ def plan_acrostic(ck: Checkpoint, vocab: VocabMasks, heads: str, form: str) -> P
     return Plan(name, width, list(text), marks_out, _category(ck, name, n, width))
 
 
-def tone_key(line: int, pos: int) -> int | None:
-    """At a 平仄 key slot (the 2nd, 4th, 6th character of a line; ``pos`` 0-based), the tone relative
-    to the poem's base: keys alternate within a line (二四六分明), a couplet's lines are opposite
-    (对) and a couplet's first line repeats the line before it (粘); None elsewhere."""
-    if pos % 2 == 0 or pos > 5:
-        return None
-    return (pos // 2) % 2 ^ ((line + 1) // 2) % 2
-
-
 MAX_KEYWORD = 2  # characters in a theme keyword
 
 
@@ -202,18 +182,61 @@ def plan_theme(ck: Checkpoint, vocab: VocabMasks, plan: Plan, keywords: list[str
         held = " with this prefix" if any(plan.given) else ""
         raise bad_value("theme", f"has {len(words)} keywords, but a {plan.form}{held} has room for "
                         f"{len(room)} (one per line)")
-    regulated = lines in (4, 8)
-    ideal = [round(j * lines / max(len(needed), 1)) for j in range(len(needed))]
-    orders = sorted(itertools.permutations(room, len(needed)),
-                    key=lambda chosen: sum(abs(a - b) for a, b in zip(chosen, ideal, strict=True)))
-    for chosen in orders:
-        given = list(plan.given)
-        for line, word in zip(chosen, needed, strict=True):
-            given[line] += word
-        if not regulated or _tones_agree(vocab, given):
-            return replace(plan, given=given)
-    raise bad_value("theme", f"keywords {' '.join(needed)} cannot all keep the 平仄 pattern of a {plan.form} "
-                    "with these fixed characters; drop one, or pick another form")
+    form = form_of(plan.form, width, lines)
+    chosen = _placement(vocab, form, plan.given, room, needed)
+    if chosen is None:
+        raise bad_value("theme", f"keywords {' '.join(needed)} cannot all keep the 平仄 pattern of a {plan.form} "
+                        "with these fixed characters; drop one, or pick another form")
+    given = list(plan.given)
+    for line, word in zip(chosen, needed, strict=True):
+        given[line] += word
+    return replace(plan, given=given)
+
+
+def _bases(vocab: VocabMasks, form: Form, line: int, start: int, text: str) -> set[int] | None:
+    """The pattern bases that ``text`` written from ``start`` in ``line`` implies: empty for none,
+    one, or None when its characters disagree among themselves."""
+    bases = set()
+    for pos, ch in enumerate(text, start):
+        key, tone = form.key(line, pos), int(vocab.tone[vocab.char_id[ch]])
+        if key is not None and tone >= 0:
+            bases.add(tone ^ key)
+    return bases if len(bases) <= 1 else None
+
+
+def _placement(vocab: VocabMasks, form: Form, given: list[str], room: list[int], words: list[str]) -> list[int] | None:
+    """Lines for ``words``, in the order given, as evenly spread as the tone pattern allows.
+
+    Dynamic programming over (keyword, line, pattern base so far): at most keywords × lines² × 3
+    steps, so forty acrostic heads with six keywords cost nothing (trying every ordering did)."""
+    if not words:
+        return []
+    lines = len(given)
+    ideal = [round(j * lines / len(words)) for j in range(len(words))]
+    start: set[int] | None = set()
+    for line, text in enumerate(given if form.tones else []):
+        found = _bases(vocab, form, line, 0, text)
+        start = None if found is None or start is None else start | found
+    if start is None or len(start) > 1:
+        return None
+    # best[(line, base)] = (cost, lines chosen so far), base -1 while nothing fixes it
+    best: dict[tuple[int, int], tuple[int, list[int]]] = {(-1, next(iter(start), -1)): (0, [])}
+    for j, word in enumerate(words):
+        step: dict[tuple[int, int], tuple[int, list[int]]] = {}
+        for (last, base), (cost, chosen) in best.items():
+            for line in room:
+                if line <= last:
+                    continue
+                implied = _bases(vocab, form, line, len(given[line]), word) if form.tones else set()
+                if implied is None or (base >= 0 and implied - {base}):
+                    continue
+                new_base = next(iter(implied), base)
+                key = (line, new_base)
+                total = cost + abs(line - ideal[j])
+                if key not in step or total < step[key][0]:
+                    step[key] = (total, [*chosen, line])
+        best = step
+    return min(best.values())[1] if best else None
 
 
 def _keywords(ck: Checkpoint, vocab: VocabMasks, keywords: list[str]) -> list[str]:
@@ -228,14 +251,3 @@ def _keywords(ck: Checkpoint, vocab: VocabMasks, keywords: list[str]) -> list[st
     if not words:
         raise bad_value("theme", "needs at least one keyword, e.g. 秋,月")
     return list(dict.fromkeys(words))
-
-
-def _tones_agree(vocab: VocabMasks, given: list[str]) -> bool:
-    """Do the fixed characters' sure tones at key slots all imply one pattern base?"""
-    bases = set()
-    for line, text in enumerate(given):
-        for pos, ch in enumerate(text):
-            key, tone = tone_key(line, pos), int(vocab.tone[vocab.char_id[ch]])
-            if key is not None and tone >= 0:
-                bases.add(tone ^ key)
-    return len(bases) <= 1

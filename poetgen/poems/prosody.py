@@ -1,4 +1,4 @@
-"""Tones (平仄) and rhymes of Chinese characters, and a checker for Tang regulated verse.
+"""Tones (平仄) and rhymes of Chinese characters (the checker that reads them is ``check.py``).
 
 Two rhyme schemes:
 
@@ -20,13 +20,10 @@ such an ambiguous character, nor because of one the table does not know.
 from __future__ import annotations
 
 import functools
-import itertools
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
 
 from poetgen.errors import unknown
 from poetgen.paths import PACKAGE
-from poetgen.poems.text import EVEN_LINE_MARKS, ODD_LINE_MARKS, OTHER, detect_form, segments, split_lines
 
 SCHEMES = ("pingshui", "xinyun")
 
@@ -35,8 +32,10 @@ AMBIGUOUS, UNKNOWN = "?", ""
 
 PINGSHUI_TSV = PACKAGE / "tables" / "pingshui.tsv"
 
-# 1-based positions whose tones must alternate (二四六分明) and obey 对/粘 between lines.
-KEY_POSITIONS = (2, 4, 6)
+# Neighbouring level groups of the 平水韵 (邻韵), which a first line may borrow (首句借邻韵): the
+# groups that later merged in the 词林正韵 and that rhyme dictionaries list as 通韵.
+NEIGHBOURS = ("東冬", "江陽", "支微齊", "魚虞", "佳灰", "真文元", "元寒刪先", "蕭肴豪", "歌", "麻", "庚青蒸", "尤",
+              "侵", "覃鹽咸")
 
 
 class RhymeTable:
@@ -89,6 +88,16 @@ class RhymeTable:
         """Characters read in the level tone in ``group`` (what a rhyming decoder may pick)."""
         self.members(group)  # for its error on unknown names
         return set(self._level_members.get(group, ()))
+
+    def near(self, group: str) -> set[str]:
+        """``group`` and its neighbours (邻韵) of the same tone class; only itself outside 平水韵."""
+        if self.scheme != "pingshui":
+            return {group}
+        def tone(g: str) -> str:  # 上平聲 and 下平聲 are one tone
+            return "平" if "平" in g[:3] else g[:2]
+
+        near = set().union(*(set(n) for n in NEIGHBOURS if group[-1] in n)) or {group[-1]}
+        return {g for g in self._members if g[-1] in near and tone(g) == tone(group)} | {group}
 
     def group_names(self) -> list[str]:
         """Names of all groups, in the scheme's order (平水韻: 上平聲一東 ... 入聲十七洽)."""
@@ -181,126 +190,3 @@ def _cached_table(scheme: str) -> RhymeTable:
         rows = sorted(_xinyun_rows(), key=lambda row: order[row[2]])
         return RhymeTable(scheme, rows)
     raise unknown("rhyme scheme", scheme, list(SCHEMES))
-
-
-# ---------------------------------------------------------------------------------------------
-# The checker
-
-
-@dataclass
-class PoemCheck:
-    """What ``check_poem`` found.
-
-    ``tones`` has one mark per character: "平", "仄", "?" (both readings) or "" (unknown).
-    ``rhyme_chars`` are the last characters of the even lines, preceded by line 1's when it
-    rhymes with them. ``rhyme_group`` is the group they share: a level-tone one if there is
-    one, else the shared oblique (仄) group, else None. ``rules`` maps each rule to whether the
-    poem keeps it: "form", "punctuation", "rhyme" (even lines share a group, any tone),
-    "level_rhyme" (they share a 平 group) and "tone_pattern" (二四六分明, 对 and 粘).
-    """
-
-    text: str
-    lines: list[str]
-    form: str
-    tones: list[list[str]]
-    rhyme_chars: list[str]
-    rhyme_group: str | None
-    rules: dict[str, bool]
-    scheme: str = "pingshui"
-
-    def passed(self) -> bool:
-        """True when every rule holds."""
-        return all(self.rules.values())
-
-    def to_dict(self) -> dict:
-        """A JSON-ready dict (``passed`` included)."""
-        return {**asdict(self), "passed": self.passed()}
-
-
-def _punctuation_ok(text: str) -> bool:
-    """Lines end alternately in ， and 。 (see ODD_LINE_MARKS / EVEN_LINE_MARKS), and the last one
-    in 。 (or ？！), also after an odd number of lines (a 古体 acrostic of five heads)."""
-    parts = segments(text)
-    if not parts:
-        return False
-    for index, (line, mark) in enumerate(parts):
-        closing = index % 2 == 1 or index == len(parts) - 1
-        allowed = EVEN_LINE_MARKS if closing else ODD_LINE_MARKS
-        if not line or not mark or mark not in allowed:
-            return False
-    return parts[-1][1] in EVEN_LINE_MARKS
-
-
-def _shared(sets: list[set[str]]) -> set[str]:
-    """Groups common to all the sets (none for no sets)."""
-    return set.intersection(*sets) if sets else set()
-
-
-def _rhyme(rhymes: RhymeTable, lines: list[str]) -> tuple[list[str], str | None, bool, bool]:
-    """(rhyme chars, chosen group, even lines share a group, they share a level group).
-
-    Characters the table does not know are left out rather than failing the rhyme.
-    """
-    ends = [line[-1] for line in lines[1::2] if line]
-    known = [ch for ch in ends if ch in rhymes]
-    shared = _shared([rhymes.groups(ch) for ch in known])
-    shared_level = _shared([rhymes.level_groups(ch) for ch in known])
-    candidates = shared_level or shared
-    first_end = lines[0][-1] if lines and lines[0] else ""
-    first = rhymes.level_groups(first_end) if shared_level else rhymes.groups(first_end)
-    # Prefer a group line 1 also rhymes in, then the scheme's order, so the choice is stable.
-    order = {group: i for i, group in enumerate(rhymes.group_names())}
-    group = min(candidates, key=lambda g: (g not in first, order[g]), default=None)
-    chars = ([lines[0][-1]] if group in first else []) + ends
-    return chars, group, bool(shared), bool(shared_level)
-
-
-def _disagree(a: str, b: str, same: bool) -> bool:
-    """True only when both tones are certain and break the wanted relation."""
-    if a not in (LEVEL, OBLIQUE) or b not in (LEVEL, OBLIQUE):
-        return False
-    return (a == b) != same
-
-
-def _tone_pattern_ok(marks: list[list[str]]) -> bool:
-    """二四六分明 within each line; 对 within couplets and 粘 between them."""
-    for line in marks:
-        keys = [line[p - 1] for p in KEY_POSITIONS if p < len(line)]
-        if any(_disagree(a, b, same=False) for a, b in itertools.pairwise(keys)):
-            return False
-    for i in range(1, len(marks)):
-        before, line = marks[i - 1], marks[i]
-        # Lines 1-2, 3-4 ... form couplets (opposite tones); lines 2-3, 4-5 ... stick (same).
-        same = i % 2 == 0
-        for p in KEY_POSITIONS:
-            if p < len(line) and p < len(before) and _disagree(before[p - 1], line[p - 1], same):
-                return False
-    return True
-
-
-def check_poem(text: str, scheme: str = "pingshui") -> PoemCheck:
-    """Check form, punctuation, rhyme and tone pattern of one poem under ``scheme``."""
-    rhymes = table(scheme)
-    lines = split_lines(text)
-    form = detect_form(lines)
-    marks = [[rhymes.tone_mark(ch) for ch in line] for line in lines]
-    chars, group, rhymed, level = _rhyme(rhymes, lines)
-    rules = {
-        "form": form != OTHER,
-        "punctuation": _punctuation_ok(text),
-        "rhyme": rhymed,
-        "level_rhyme": level,
-        "tone_pattern": bool(lines) and _tone_pattern_ok(marks),
-    }
-    return PoemCheck(text, lines, form, marks, chars, group, rules, scheme)
-
-
-def rhyme_rate(poems: list[str], scheme: str = "pingshui", rule: str = "rhyme") -> float:
-    """Share of ``poems`` that keep ``rule`` (0.0 for no poems).
-
-    Real Tang poems keep "level_rhyme" (under pingshui) about 76% (五绝), 94% (七绝),
-    89% (五律), 93% (七律) of the time, and "rhyme" (any tone) 90%, 97%, 94%, 94%.
-    """
-    if not poems:
-        return 0.0
-    return sum(check_poem(poem, scheme).rules[rule] for poem in poems) / len(poems)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from poetgen.poems.forms import FORMS, WIDTH_NAME, verse_name  # noqa: F401  (verse_name: read here by plan.py)
+from poetgen.poems.forms import FORMS, WIDTH_NAME
 
 OTHER = "other"  # the category of verse in none of the four forms
 

@@ -3,26 +3,25 @@ guaranteed form (see ``decoder.py`` for how)."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import asdict, dataclass, field, replace
 
 from poetgen.checkpoint import Checkpoint
 from poetgen.corpora import SCRIPTS, to_script
 from poetgen.errors import PoetgenError, bad_value, unknown
-from poetgen.poems import prosody
-from poetgen.poems.decoder import Decoder
+from poetgen.poems.check import check_poem
+from poetgen.poems.decoder import Decoder, poem_rules
+from poetgen.poems.forms import form_of
 from poetgen.poems.masks import vocab_masks
-from poetgen.poems.plan import AUTO, Plan, model_script, normalise, plan_acrostic, plan_prefix, plan_theme
+from poetgen.poems.plan import AUTO, model_script, normalise, plan_acrostic, plan_prefix, plan_theme
 from poetgen.poems.styles import style_index
 from poetgen.sample import Sampling
 
 MAX_POEMS = 1000
 MAX_CANDIDATES = 64
-MAX_ROWS = 1000  # candidates decoded in one batch (memory: rows × vocabulary per step)
-# Keeping the most fluent of 4 candidates sharpens the choice, so poems are drawn a little hotter
-# than free text (0.8): at K = 4 and 0.9 they are more fluent than real poems under the benchmark's
-# independent judge, with distinct-2 within 10% of real (BENCHMARKS.md, fluency).
+MAX_ROWS = 1000  # candidate lines decoded in one batch (memory: rows × vocabulary per step)
+# Keeping the best of 4 candidate lines sharpens the choice, so poems are drawn a little hotter
+# than free text (0.8) (BENCHMARKS.md, fluency).
 DEFAULT_CANDIDATES = 4
 POEM_TEMPERATURE = 0.9
 
@@ -34,9 +33,10 @@ class Poem:
     form: str  # 五绝 七绝 五律 七律, or 五古 / 七古 for acrostics of another length
     rhyme_group: str | None  # the group the checker found (scheme's names), None if none
     seed: int  # this poem's own seed: base seed + its index in the call
-    check: dict  # prosody.check_poem(text, scheme).to_dict()
+    check: dict  # check.check_poem(text, scheme).to_dict()
     copied_lines: list[int] = field(default_factory=list)  # indexes of lines kept although seen in training
-    # With candidates > 1: how this poem won, {"by", "nll_per_char", "candidates", "kept"} (None: one candidate)
+    # With candidates > 1: {"by": "line search", "candidates": K, "nll_per_token": the model's NLL per
+    # token of the poem as written, marks included} (None: one candidate per line)
     score: dict | None = None
     style: str | None = None  # the poet it was written as (None: any)
 
@@ -64,9 +64,9 @@ def write_poems(
     characters instead, one per line. Input may be in either script and use ASCII marks; it is
     converted to the model's script. ``script`` picks the output script (default: the model's).
 
-    ``candidates`` = K > 1 writes K form-valid candidates per poem (candidate 0 with the poem's own
-    seed, the others with seeds derived from it) and keeps the one the model finds most fluent:
-    the lowest negative log-likelihood per character, the poem read on its own (``Poem.score``).
+    ``candidates`` = K > 1 draws every line K times and keeps the candidate that the model finds
+    likeliest after the lines before it, with a bonus for a line those lines make likelier than
+    it is on its own (see ``decoder.py``; ``Poem.score``).
 
     ``theme``: keywords of one or two characters that every poem holds, one per line, spread over
     the poem (see ``plan.plan_theme``); with a prefix, an acrostic and any form.
@@ -96,19 +96,19 @@ def write_poems(
             raise PoetgenError("none of the mood's characters are in the model's vocabulary")
     base = sampling.seed if sampling.seed is not None else secrets.randbelow(2**31)
     seeds = [base + i for i in range(n)]
+    form_ = form_of(plan.form, plan.width, len(plan.given))
+    mood_chars = [vocab.char_id[ch] for ch in mood_text if vocab.cjk[vocab.char_id[ch]]]  # what the bonus lifts
+    rules = poem_rules(ck, vocab, plan, form_, rhyme=rhyme, tones=tones, allow_repeats=allow_repeats,
+                       allow_copies=allow_copies, mood_ids=mood_chars)
     all_lines: list[list[str]] = []
     copied: list[list[int]] = []
-    scores: list[dict | None] = []
+    nll: list[float] = []
     per_batch = max(1, MAX_ROWS // candidates)
     for first in range(0, n, per_batch):  # rows are independent: batching never changes a poem
-        rows = [candidate_seed(seed, j) for seed in seeds[first : first + per_batch] for j in range(candidates)]
-        decoder = Decoder(ck, vocab, plan, sampling, rows, rhyme=rhyme, tones=rhyme and tones,
-                          allow_repeats=allow_repeats, allow_copies=allow_copies, mood=mood_text)
-        lines, kept = decoder.run()
-        won: list[dict | None] = [None] * len(lines)
-        if candidates > 1:
-            lines, kept, won = _best_candidates(ck, plan, lines, kept, candidates)
-        all_lines, copied, scores = all_lines + lines, copied + kept, scores + won
+        decoder = Decoder(ck, vocab, plan, form_, sampling, seeds[first : first + per_batch], rules,
+                          search=candidates, mood_ids=[vocab.char_id[ch] for ch in mood_text])
+        lines, kept, losses = decoder.run()
+        all_lines, copied, nll = all_lines + lines, copied + kept, nll + losses
     poet = ck.style_names[plan.style] if plan.style else None
     source, target = model_script(ck), script or model_script(ck)
     poems = []
@@ -116,38 +116,13 @@ def write_poems(
         if target is not None and target != source:
             lines = [to_script(line, target) for line in lines]
         text = "".join(line + mark for line, mark in zip(lines, plan.marks, strict=True))
-        check = prosody.check_poem(text, rhyme_scheme)
+        check = check_poem(text, rhyme_scheme)
+        score = {"by": "line search", "candidates": candidates, "nll_per_token": nll[i]} if candidates > 1 else None
         poems.append(Poem(text, lines, plan.form, check.rhyme_group, seeds[i], check.to_dict(), copied[i],
-                          scores[i], poet))
+                          score, poet))
     return poems
 
 
 def style_list(ck: Checkpoint) -> list[dict]:
     """The poets a model can write as, with their training poems, ``any`` first ([] without styles)."""
     return [{"style": name, "poems": n} for name, n in ck.styles]
-
-
-def candidate_seed(seed: int, j: int) -> int:
-    """Candidate ``j``'s seed for a poem of seed ``seed``: the seed itself for the first, so that one
-    candidate is today's poem; a 63-bit hash of both for the others."""
-    if j == 0:
-        return seed
-    return int.from_bytes(hashlib.blake2b(f"{seed}:{j}".encode(), digest_size=8).digest(), "little") >> 1
-
-
-def _best_candidates(ck: Checkpoint, plan: Plan, all_lines: list[list[str]], copied: list[list[int]],
-                     k: int) -> tuple[list[list[str]], list[list[int]], list[dict]]:
-    """Of each run of ``k`` candidates, the one with the lowest NLL per character under the model."""
-    from poetgen.score import score_lines
-
-    texts = ["".join(line + mark for line, mark in zip(lines, plan.marks, strict=True)) for lines in all_lines]
-    category = ck.categories[plan.category] if plan.category is not None else None
-    style = ck.style_names[plan.style] if plan.style else None
-    nll = [s.nll_per_char for s in score_lines(ck, texts, category=category, style=style)]
-    best_lines, best_copied, scores = [], [], []
-    for start in range(0, len(texts), k):
-        j = min(range(k), key=lambda c: nll[start + c])
-        best_lines.append(all_lines[start + j])
-        best_copied.append(copied[start + j])
-        scores.append({"by": "nll_per_char", "nll_per_char": nll[start + j], "candidates": k, "kept": j})
-    return best_lines, best_copied, scores
