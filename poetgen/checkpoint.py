@@ -8,8 +8,10 @@ SIGKILL) mid-write leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import math
 import os
 import platform
 from collections.abc import Iterable
@@ -75,25 +77,35 @@ def save_checkpoint(
     seen: Tensor | None = None,
 ) -> None:
     """Write weights (+ optional training state and seen-text hashes) and metadata atomically."""
+    save_checkpoints({Path(path): (meta, train_state)}, model, seen)
+
+
+def save_checkpoints(files: dict[Path, tuple[dict, dict[str, Tensor] | None]], model: nn.Module,
+                     seen: Tensor | None = None) -> None:
+    """Write one model into several files, all or none: ``{path: (meta, train_state)}``. Each is
+    written to a temporary file first; only when every one is whole are they renamed into place, so
+    a full disk cannot leave one file (``best``) a step ahead of another (``last``)."""
     from safetensors import SafetensorError
 
-    tensors: dict[str, Tensor] = {}
+    weights: dict[str, Tensor] = {}
     stored: set[int] = set()  # data pointers already written
     for name, t in model.state_dict().items():
         if t.data_ptr() in stored:  # tied weights: store once, re-tied by the model on load
             continue
         stored.add(t.data_ptr())
-        tensors[name] = t.detach().cpu().contiguous()
+        weights[name] = t.detach().cpu().contiguous()
     if seen is not None:
-        tensors[SEEN_KEY] = seen
-    for name, t in (train_state or {}).items():
-        tensors[TRAIN_PREFIX + name] = t.detach().cpu().contiguous()
-    header = {**meta, "format": FORMAT, "poetgen_version": __version__, "torch_version": torch.__version__,
-              "python": platform.python_version()}
-    path = Path(path)
+        weights[SEEN_KEY] = seen
+    path = next(iter(files))
     try:
-        with paths.atomic_path(path) as tmp:  # Ctrl-C mid-write too: no half-written checkpoint
-            write_safetensors(tensors, tmp, {"poetgen": json.dumps(header, ensure_ascii=False)})
+        with paths.atomic_paths(list(files)) as temps:  # Ctrl-C mid-write too: no half-written checkpoint
+            for tmp, (target, (meta, train_state)) in zip(temps, files.items(), strict=True):
+                path = target  # the file named if this write fails
+                tensors = {**weights, **{TRAIN_PREFIX + name: t.detach().cpu().contiguous()
+                                         for name, t in (train_state or {}).items()}}
+                header = {**meta, "format": FORMAT, "poetgen_version": __version__,
+                          "torch_version": torch.__version__, "python": platform.python_version()}
+                write_safetensors(tensors, tmp, {"poetgen": json.dumps(header, ensure_ascii=False)})
     except (OSError, SafetensorError) as e:
         # safetensors reports a full disk as SafetensorError ("I/O error: No space left on device")
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
@@ -117,8 +129,7 @@ def read_header(path: Path) -> tuple[dict, dict[str, Tensor]]:
     from safetensors.torch import load_file
 
     path = Path(path)
-    if not path.is_file():
-        raise PoetgenError(f"checkpoint {path} does not exist")
+    _check_file(path)
     try:
         from safetensors import safe_open
 
@@ -131,12 +142,41 @@ def read_header(path: Path) -> tuple[dict, dict[str, Tensor]]:
         meta = json.loads(metadata["poetgen"])
     except (KeyError, json.JSONDecodeError):
         raise PoetgenError(f"{path} is not a poetgen checkpoint (no poetgen metadata)") from None
+    except RecursionError:  # `[[[[…]]]]` 100,000 deep: no metadata of ours nests beyond a few levels
+        raise PoetgenError(f"{path}: damaged checkpoint metadata (nested too deeply)") from None
     if not isinstance(meta, dict):
         raise PoetgenError(f"{path} is not a poetgen checkpoint (its metadata is not a JSON object)")
     if meta.get("format") != FORMAT:
         raise PoetgenError(f"{path} is not a poetgen checkpoint (format {meta.get('format')!r})")
     _check_meta_shape(meta, path)
     return meta, tensors
+
+
+def _check_file(path: Path) -> None:
+    """``path`` is a regular file that safetensors can open; else one line saying what it is."""
+    import stat
+
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise PoetgenError(f"checkpoint path {path!s} is not valid UTF-8: rename the file (safetensors opens only "
+                           "UTF-8 paths)") from None
+    try:
+        mode = path.stat().st_mode
+    except OSError as e:
+        if path.is_symlink() and e.errno == errno.ENOENT:
+            raise PoetgenError(f"checkpoint {path} is a symbolic link to {os.readlink(path)}, which does not exist") \
+                from None
+        if e.errno == errno.ELOOP:
+            raise PoetgenError(f"checkpoint {path} is a symbolic link loop") from None
+        if e.errno == errno.ENOENT:
+            raise PoetgenError(f"checkpoint {path} does not exist") from None
+        raise PoetgenError(f"cannot open checkpoint {path}: {e.strerror or e}") from None
+    if not stat.S_ISREG(mode):
+        what = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else
+                "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else
+                "not a regular file")
+        raise PoetgenError(f"checkpoint {path} is {what}, not a checkpoint file")
 
 
 # The metadata's parts and their JSON types: code downstream reads them without asking again.
@@ -155,6 +195,14 @@ def _check_meta_shape(meta: dict, path: Path) -> None:
     if not all(isinstance(row, list) and len(row) == 2 and isinstance(row[0], str) and isinstance(row[1], int)
                for row in meta.get("styles") or []):
         raise PoetgenError(f"{path}: damaged checkpoint metadata (styles must be [poet, poems] pairs)")
+    for key in ("name", "script", "fingerprint"):
+        value = (meta.get("corpus") or {}).get(key)
+        if value is not None and not isinstance(value, str):
+            raise PoetgenError(f"{path}: damaged checkpoint metadata (corpus {key} should be a string)")
+    temperature = (meta.get("calibration") or {}).get("temperature", 1.0)
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 < temperature < math.inf:
+        raise PoetgenError(f"{path}: damaged checkpoint metadata (calibration temperature {temperature!r} "
+                           "should be a positive number)")
 
 
 def load_checkpoint(path: Path | str, device: str | torch.device = "cpu") -> Checkpoint:
@@ -163,6 +211,7 @@ def load_checkpoint(path: Path | str, device: str | torch.device = "cpu") -> Che
     meta, tensors = read_header(path)
     config, tokenizer, categories = _parts(meta, path)
     check_weights(_expected_weights(config, tensors, path), tensors, path, config.tie)
+    check_finite(tensors, path)
     model = build_model(config)
     seen = tensors.get(SEEN_KEY)
     restore_weights(model, tensors, path)
@@ -202,9 +251,20 @@ def _expected_weights(config: ModelConfig, tensors: dict[str, Tensor], path: Pat
     if config.layers > len(weights):  # each layer has weights of its own: refuse before even building
         raise PoetgenError(f"{path}: weights do not match the config ({config.layers} layers, "
                            f"{len(weights)} weight tensors)")
-    with torch.device("meta"):
-        model = build_model(config)
+    try:
+        with torch.device("meta"):
+            model = build_model(config)
+    except (TypeError, ValueError, RuntimeError) as e:  # a combination the checks above did not foresee
+        raise PoetgenError(f"{path}: the checkpoint's model config is invalid ({e})") from None
     return model.state_dict()
+
+
+def check_finite(tensors: dict[str, Tensor], path: Path) -> None:
+    """A weight holding NaN or infinity (a diverged or damaged model) is refused: it would write
+    padding tokens as poems and print NaN scores."""
+    for name, t in tensors.items():
+        if not name.startswith(TRAIN_PREFIX) and t.is_floating_point() and not torch.isfinite(t).all():
+            raise PoetgenError(f"{path}: tensor {name} holds NaN or infinite values (a damaged or diverged model)")
 
 
 def restore_weights(model: nn.Module, tensors: dict[str, Tensor], path: Path) -> None:
@@ -239,7 +299,8 @@ def check_weights(expected: dict[str, Tensor], tensors: dict[str, Tensor], path:
         raise PoetgenError(f"{path}: weights do not match the config (missing {missing[0]})")
     seen = tensors.get(SEEN_KEY)
     if seen is not None and (seen.dtype != torch.int64 or seen.dim() != 1):
-        raise PoetgenError(f"{path}: damaged checkpoint (seen-text hashes stored as {seen.dtype})")
+        raise PoetgenError(f"{path}: damaged checkpoint (seen-text hashes should be a 1-D int64 tensor, not a "
+                           f"{seen.dim()}-D {str(seen.dtype).removeprefix('torch.')} one)")
 
 
 def resolve(path: Path | str) -> Path:

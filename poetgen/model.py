@@ -5,6 +5,7 @@ Shapes: B batch, T time steps, E embedding, H hidden, V vocabulary, C categories
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 
 import torch
@@ -53,6 +54,10 @@ class ModelConfig:
             raise PoetgenError("a classifier needs at least two categories in the corpus")
         if self.vocab_size <= 4:
             raise PoetgenError("the vocabulary is empty: is the corpus empty?")
+        if self.cutoffs and not (all(a < b for a, b in zip([0, *self.cutoffs], self.cutoffs, strict=False))
+                                 and self.cutoffs[-1] < self.vocab_size):
+            raise bad_value("cutoffs", f"must rise strictly between 1 and {self.vocab_size - 1} (the vocabulary), "
+                                       f"got {self.cutoffs}")
         return self
 
     def validate_choices(self) -> ModelConfig:
@@ -69,8 +74,17 @@ class ModelConfig:
                 raise bad_value(name, f"must be between 1 and 8192, got {value}")
         if not 0 <= self.generative <= 8192:
             raise bad_value("generative", f"must be between 0 and 8192, got {self.generative}")
-        if self.generative and self.task != "classify":
-            raise bad_value("generative", "applies to classifiers only")
+        for name, low, high in (("category_embed", 1, 8192), ("style_embed", 1, 8192), ("ngram", 0, 16),
+                                ("ngram_buckets", 1, 1 << 20), ("vocab_size", 0, 1 << 24),
+                                ("num_categories", 0, 1 << 16), ("num_styles", 0, 1 << 16)):
+            if not low <= getattr(self, name) <= high:
+                raise bad_value(name, f"must be between {low} and {high}, got {getattr(self, name)}")
+        # Options that do not apply to the task are refused, not recorded and ignored.
+        for name in ("generative", "ngram", "bidirectional") if self.task != "classify" else ("tie", "adaptive"):
+            if getattr(self, name):
+                task = "classifiers only (--task classify)" if self.task != "classify" else \
+                    "language models only (--task lm)"
+                raise bad_value(name, f"applies to {task}")
         if not 0 <= self.dropout < 1:
             raise bad_value("dropout", f"must be in [0, 1), got {self.dropout}")
         if self.model == "tutorial-rnn":  # it would ignore them, and its config would claim them
@@ -89,10 +103,28 @@ class ModelConfig:
         extra = set(data) - known
         if extra:
             raise PoetgenError(f"checkpoint config has unknown fields: {', '.join(sorted(extra))}")
+        for f in fields(cls):
+            if f.name in data and not _of_type(data[f.name], str(f.type)):
+                raise bad_value(f.name, f"must be {TYPE_NAMES[str(f.type)]}, got {data[f.name]!r}")
         cfg = cls(**data)
         if cfg.model == "tutorial-rnn":  # earlier versions recorded the preset's extras, never built
             cfg = with_model(cfg, cfg.model)
         return cfg.validate()
+
+
+TYPE_NAMES = {"str": "a string", "int": "a whole number", "float": "a finite number", "bool": "true or false",
+              "list[int]": "a list of whole numbers"}
+
+
+def _of_type(value: object, kind: str) -> bool:
+    """Is ``value`` (from JSON) of the dataclass field type ``kind``? (JSON's true is no number here.)"""
+    if kind == "list[int]":
+        return isinstance(value, list) and all(_of_type(v, "int") for v in value)
+    if kind == "float":
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, {"str": str, "bool": bool}[kind])
 
 
 class LockedDropout(nn.Module):

@@ -74,6 +74,31 @@ def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def atomic_paths(targets: list[Path], suffix: str = ".tmp") -> Iterator[list[Path]]:
+    """Temporary files beside each of ``targets``, renamed onto them together when the block ends
+    (in order), or all removed when it fails: files that belong together change together."""
+    with contextlib.ExitStack() as stack:
+        temps = [stack.enter_context(_temporary(path, suffix)) for path in targets]
+        yield temps
+        for tmp, path in zip(temps, targets, strict=True):
+            os.chmod(tmp, 0o644)  # mkstemp makes files private; these are meant to be read by others
+            os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _temporary(path: Path, suffix: str) -> Iterator[Path]:
+    """A unique temporary file beside ``path``, removed when the block ends unless renamed away."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(name)
+    finally:
+        with contextlib.suppress(OSError):
+            Path(name).unlink(missing_ok=True)
+
+
 def input_file(path: Path | str) -> Path:
     """``path`` if it can be read as a text file: refused with what it is when it is missing or a
     folder. Devices and pipes (``/dev/null``, ``<(command)``) are read like files."""

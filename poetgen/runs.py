@@ -13,13 +13,13 @@ import math
 import os
 import re
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from poetgen.checkpoint import TRAIN_PREFIX, read_header, restore_weights, save_checkpoint
+from poetgen.checkpoint import TRAIN_PREFIX, read_header, restore_weights, save_checkpoints
 from poetgen.config import RESUMABLE, TrainConfig
 from poetgen.errors import PoetgenError
 from poetgen.paths import atomic_path, check_writable
@@ -28,6 +28,8 @@ RNG_KEY = "rng/torch"
 # Model settings a resume may not change: all but those that follow from the corpus. (Of the
 # training settings, only config.RESUMABLE may change: budgets, evaluation cadence, device.)
 DERIVED = ("vocab_size", "num_categories", "num_styles", "cutoffs")
+# What a fresh run replaces in its folder when an earlier run there died before its first checkpoint.
+STALE = ("train.jsonl", "config.json", "curves.png")
 
 
 @dataclass
@@ -48,16 +50,48 @@ class RunState:
 
 @dataclass
 class Saved:
-    """What ``last.safetensors`` holds for a resume: metadata and tensors (weights, optimizer, RNG)."""
+    """What ``last.safetensors`` holds for a resume: metadata, tensors (weights, optimizer, RNG)
+    and the run's state, checked."""
 
     meta: dict
     tensors: dict[str, Tensor]
+    state: RunState
+
+
+def check_state(data: object, path: Path) -> RunState:
+    """The run state a checkpoint's metadata holds, field by field: a hand-edited or damaged one
+    (an unknown field, a NaN time, a negative step) is named here, not met later as a torch error."""
+    def damaged(what: str) -> PoetgenError:
+        return PoetgenError(f"--resume: {path} has a damaged resume state ({what})")
+
+    if not isinstance(data, dict):
+        raise damaged("no 'state' object")
+    known = {f.name: f for f in fields(RunState)}
+    for key, value in data.items():
+        if key not in known:
+            raise damaged(f"unknown field '{key}'")
+        kind = str(known[key].type)
+        if kind == "list[float]":
+            ok = (isinstance(value, list) and len(value) == 3 and all(_number(v) and v >= 0 for v in value))
+        elif kind == "int":
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        else:  # float: the best loss may still be infinite (no evaluation yet), nothing else may
+            ok = (_number(value) and value >= 0) or (key == "best" and value == math.inf)
+            ok = ok and (key != "lr_scale" or value > 0)
+        if not ok:
+            raise damaged(f"{key} = {value!r}")
+    return RunState(**data)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class RunFolder:
     def __init__(self, path: Path, writer: bool = True) -> None:
         self.path = Path(path)
         self.writer = writer  # False on torchrun ranks other than 0: they check, never write
+        self.saved_step: int | None = None  # the step of the run's last.safetensors, once there is one
 
     # -- starting ----------------------------------------------------------------------------
 
@@ -65,6 +99,9 @@ class RunFolder:
         """Refuse a folder that already holds a run or could not be written; create nothing yet."""
         if (self.path / "last.safetensors").exists() or (self.path / "metrics.jsonl").exists():
             raise PoetgenError(f"{self.path} already holds a run; pass --resume to continue it or choose another --out")
+        if (self.path / "best.safetensors").exists():
+            raise PoetgenError(f"{self.path} holds the best.safetensors of an earlier run (but no last.safetensors "
+                               "to resume from); choose another --out or remove it")
         check_writable(self.path)
 
     def create(self) -> None:
@@ -76,6 +113,11 @@ class RunFolder:
             fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=self.path)
             os.close(fd)
             os.unlink(probe)
+            # What a run that died before its first checkpoint left (diverged, killed, a full disk):
+            # a new run starts its records over rather than append to them.
+            if self.writer:
+                for name in STALE:
+                    (self.path / name).unlink(missing_ok=True)
         except OSError as e:
             raise PoetgenError(f"cannot write to --out {self.path}: {e.strerror or e}") from None
 
@@ -104,7 +146,9 @@ class RunFolder:
                 raise PoetgenError(f"--resume: {self.path} has {key}={before!r}, not {after!r}")
         if meta.get("corpus", {}).get("fingerprint") != fingerprint:
             raise PoetgenError(f"--resume: {self.path} was trained on a different corpus (fingerprint changed)")
-        return Saved(meta, tensors)
+        state = check_state(meta.get("state"), last)
+        self.saved_step = state.step
+        return Saved(meta, tensors, state)
 
     def clean_temp_files(self) -> None:
         """Half-written files left by a killed process: our own (``.last.safetensors.abc123.tmp``,
@@ -142,19 +186,27 @@ class RunFolder:
         except OSError as e:
             raise PoetgenError(f"cannot write {path}: {e.strerror or e}", code=1) from None
 
-    def trim_metrics(self, step: int) -> None:
+    def trim_metrics(self, step: int, record: dict | None = None) -> None:
         """Keep the complete records up to ``step``, the step a run resumes from, in both logs: a
-        kill mid-append can leave half a line, and records past the checkpoint would be written again."""
+        kill mid-append can leave half a line, and records past the checkpoint would be written again.
+        ``record``, the evaluation ``last`` was saved with, is written back when it is of ``step`` and
+        missing (the disk filled up, or the process was killed, between the checkpoint and its record)."""
         for name in ("metrics.jsonl", "train.jsonl"):
             path = self.path / name
-            if not self.writer or not path.exists():
+            if not self.writer or not (path.exists() or name == "metrics.jsonl"):
                 continue
-            lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+            lines = path.read_text(encoding="utf-8").splitlines(keepends=True) if path.exists() else []
             kept = [line for line in lines if line.endswith("\n") and _record_step(line) is not None
                     and _record_step(line) <= step]
+            if name == "metrics.jsonl" and record and record.get("step") == step and \
+                    all(_record_step(line) != step for line in kept):
+                kept.append(json.dumps(record) + "\n")
             if kept != lines:
-                with atomic_path(path) as tmp:
-                    tmp.write_text("".join(kept), encoding="utf-8")
+                try:
+                    with atomic_path(path) as tmp:
+                        tmp.write_text("".join(kept), encoding="utf-8")
+                except OSError as e:
+                    raise PoetgenError(f"cannot write {path}: {e.strerror or e}", code=1) from None
 
     def _write(self, path: Path, text: str) -> None:
         if not self.writer:
@@ -166,29 +218,44 @@ class RunFolder:
 
     # -- checkpoints -------------------------------------------------------------------------
 
-    def save(self, name: str, model: nn.Module, meta: dict, optimizer: torch.optim.Optimizer | None = None,
-             seen: Tensor | None = None) -> None:
-        """``name.safetensors``; with ``optimizer``, also its state and the RNG state (for resume)."""
+    def save(self, names: tuple[str, ...], model: nn.Module, meta: dict,
+             optimizer: torch.optim.Optimizer | None = None, seen: Tensor | None = None) -> None:
+        """``NAME.safetensors`` for each of ``names``, all or none (``checkpoint.save_checkpoints``);
+        ``last`` also holds the optimizer's state and the RNG state, for resume."""
         if not self.writer:
             return
-        train_state = None
-        if optimizer is not None:
-            state = optimizer.state_dict()
-            train_state = {**_flatten_optimizer(state), RNG_KEY: torch.get_rng_state()}
-            meta = {**meta, "optimizer_groups": [{k: v for k, v in g.items() if k != "params"}
-                                                 for g in state["param_groups"]]}
-        save_checkpoint(self.path / f"{name}.safetensors", model, meta, train_state, seen=seen)
+        files = {}
+        for name in names:
+            train_state = None
+            saved_meta = meta
+            if name == "last" and optimizer is not None:
+                state = optimizer.state_dict()
+                train_state = {**_flatten_optimizer(state), RNG_KEY: torch.get_rng_state()}
+                saved_meta = {**meta, "optimizer_groups": [{k: v for k, v in g.items() if k != "params"}
+                                                           for g in state["param_groups"]]}
+            files[self.path / f"{name}.safetensors"] = (saved_meta, train_state)
+        save_checkpoints(files, model, seen)
+        if "last" in names:
+            self.saved_step = meta.get("state", {}).get("step")
 
-    def restore(self, saved: Saved, model: nn.Module, optimizer: torch.optim.Optimizer) -> RunState:
-        """Weights (checked strictly against the model), optimizer and RNG state of ``saved``."""
-        restore_weights(model, saved.tensors, self.path / "last.safetensors")
+    def restore(self, saved: Saved, model: nn.Module, optimizer: torch.optim.Optimizer, batches: int) -> RunState:
+        """Weights (checked strictly against the model), optimizer and RNG state of ``saved``, each
+        checked before it is used (``batches``: the batches of one epoch)."""
+        last = self.path / "last.safetensors"
+        if saved.state.batch >= batches:
+            raise PoetgenError(f"--resume: {last} has a damaged resume state (batch {saved.state.batch} of an epoch "
+                               f"of {batches})")
+        restore_weights(model, saved.tensors, last)
         flat = {k[len(TRAIN_PREFIX):]: v for k, v in saved.tensors.items() if k.startswith(TRAIN_PREFIX)}
         rng = flat.pop(RNG_KEY, None)
-        optimizer.load_state_dict(_unflatten_optimizer(flat, saved.meta.get("optimizer_groups", []),
-                                                       optimizer.state_dict()))
+        if rng is not None and (rng.dtype != torch.uint8 or rng.shape != torch.get_rng_state().shape):
+            raise PoetgenError(f"--resume: {last} has a damaged resume state (its random state is {rng.numel()} "
+                               f"{str(rng.dtype).removeprefix('torch.')} values)")
+        optimizer.load_state_dict(_unflatten_optimizer(flat, saved.meta.get("optimizer_groups") or [],
+                                                       optimizer.state_dict(), optimizer, last))
         if rng is not None:
             torch.set_rng_state(rng)
-        return RunState(**saved.meta.get("state", {}))
+        return saved.state
 
 
 def state_dict(state: RunState) -> dict:
@@ -212,12 +279,31 @@ def _flatten_optimizer(state: dict) -> dict[str, Tensor]:
     return flat
 
 
-def _unflatten_optimizer(flat: dict[str, Tensor], groups: list[dict], template: dict) -> dict:
+def _unflatten_optimizer(flat: dict[str, Tensor], groups: list, template: dict, optimizer: torch.optim.Optimizer,
+                         path: Path) -> dict:
+    """The optimizer's state dict from its flattened tensors, each checked against the parameter it
+    belongs to: a damaged file is named here rather than failing at the first step."""
+    def damaged(what: str) -> PoetgenError:
+        return PoetgenError(f"--resume: {path} has a damaged resume state ({what})")
+
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     state: dict[int, dict] = {}
     for name, value in flat.items():
-        _, pid, key = name.split("/", 2)
+        _, pid, key = [*name.split("/", 2), "", ""][:3]
+        if not pid.isdigit() or int(pid) >= len(params):
+            raise damaged(f"optimizer tensor {name} belongs to no parameter")
+        if key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") and value.shape != params[int(pid)].shape:
+            raise damaged(f"optimizer tensor {name} has shape {list(value.shape)}, not "
+                          f"{list(params[int(pid)].shape)}")
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise damaged(f"optimizer tensor {name} is not finite numbers")
         state.setdefault(int(pid), {})[key] = value
     merged = template["param_groups"]
     if groups:
+        if len(groups) != len(merged) or not all(isinstance(g, dict) for g in groups):
+            raise damaged(f"{len(groups)} optimizer groups where the model has {len(merged)}")
         merged = [{**g, **saved} for g, saved in zip(merged, groups, strict=True)]
+        for group in merged:
+            if not all(_number(group.get(key, 0.0)) for key in ("lr", "weight_decay", "eps")):
+                raise damaged("an optimizer group setting is not a finite number")
     return {"state": state, "param_groups": merged}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import gc
 import math
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +35,7 @@ from poetgen.devices import (
 )
 from poetgen.errors import PoetgenError
 from poetgen.evaluate import evaluate_examples
+from poetgen.interrupts import DeferredInterrupt
 from poetgen.model import count_parameters
 from poetgen.networks import build_model
 from poetgen.runs import RunFolder, RunState, state_dict
@@ -92,9 +92,10 @@ class Trainer:
             self.run.create()  # only now: options that fail their checks leave no empty folder
         self.run.clean_temp_files()
         if saved is not None:
-            self.state = self.run.restore(saved, self.model, self.optimizer)
+            self.state = self.run.restore(saved, self.model, self.optimizer,
+                                          math.ceil(len(self.train_set) / cfg.batch_size))
             self.record = dict(saved.meta.get("metrics") or {})
-            self.run.trim_metrics(self.state.step)
+            self.run.trim_metrics(self.state.step, self.record)
         # This run's own random numbers (dropout masks): kept between fit() calls, so that runs
         # taking turns in one process draw exactly what each would draw alone.
         self.rng = rng_state(self.device)
@@ -227,8 +228,9 @@ class Trainer:
             **_calibration(metrics),
         }
 
-    def save(self, name: str, metrics: dict | None = None, with_state: bool = False) -> None:
-        self.run.save(name, self.model, self.meta(metrics), self.optimizer if with_state else None, self.data.seen)
+    def save(self, names: tuple[str, ...], metrics: dict | None = None) -> None:
+        """Checkpoints ``names`` (``best``, ``last``: the latter with the optimizer), all or none."""
+        self.run.save(names, self.model, self.meta(metrics), self.optimizer, self.data.seen)
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -277,20 +279,18 @@ class Trainer:
         start = time.perf_counter() - st.elapsed
         window_start, window_items = time.perf_counter(), 0
         stop = False
-        interrupted = _InterruptFlag()
+        interrupted = DeferredInterrupt()
         lengths = [len(e.ids) for e in self.train_set]
         orders: dict[int, list[list[int]]] = {}
-        try:
-            with interrupted:
+        with interrupted:  # Ctrl-C, once or more, stops the run at the next step boundary
+            try:
                 while not stop and self.done() is None:
                     if st.epoch not in orders:
                         orders = {st.epoch: batch_order(lengths, cfg.batch_size, cfg.seed, st.epoch)}
                     order = orders[st.epoch]
                     step = self.train_step(order[st.batch])
                     if not math.isfinite(step.objective):
-                        raise PoetgenError(
-                            f"loss became {step.objective} at step {st.step + 1}; stopped, last good checkpoint kept "
-                            f"in {self.out} (try a lower --lr)", code=1)
+                        raise self._diverged(f"loss became {step.objective} at step {st.step + 1}")
                     st.step += 1
                     st.batch += 1
                     end_of_epoch = st.batch >= len(order)
@@ -322,14 +322,14 @@ class Trainer:
                     sliced = slice_over and self.done() is None
                     if sliced:
                         break
-        except KeyboardInterrupt:
-            if self.done() is None:  # a run that is over has saved its last step already
-                self.save("last", self.record, with_state=True)
-            raise
-        finally:
-            self.rng = rng_state(self.device)
-            if not sliced:
-                self._teardown()
+            except KeyboardInterrupt:
+                if self.done() is None:  # a run that is over has saved its last step already
+                    self.save(("last",), self.record)
+                raise
+            finally:
+                self.rng = rng_state(self.device)
+                if not sliced:
+                    self._teardown()
         self.finished = not sliced
         return self.record
 
@@ -359,9 +359,7 @@ class Trainer:
         st.window = [0.0, 0.0, 0]
         metrics = self.evaluate()
         if not math.isfinite(metrics["val_loss"]):  # the weights diverged: never save them
-            raise PoetgenError(
-                f"validation loss became {metrics['val_loss']} at step {st.step}; stopped, last good checkpoint "
-                f"kept in {self.out} (try a lower --lr)", code=1)
+            raise self._diverged(f"validation loss became {metrics['val_loss']} at step {st.step}")
         record = {"step": st.step, "epoch": st.epoch, "wall_s": round(st.elapsed, 3),
                   # train_loss: plain cross-entropy, as val_loss; train_objective: what is optimised
                   "train_loss": train_loss, "train_objective": train_objective, **metrics,
@@ -376,13 +374,16 @@ class Trainer:
                 st.lr_scale *= 0.5
         if self.cfg.patience and st.bad_evals >= self.cfg.patience:
             record["early_stop"] = True
-        # Checkpoints first, the metrics line last: a failed save (disk full) or a kill leaves no
-        # record of an evaluation whose checkpoint does not exist.
-        if improved:
-            self.save("best", record)
-        self.save("last", record, with_state=True)
+        # Checkpoints first (both or neither), the metrics line last: a failed save (disk full) or a
+        # kill leaves no record of an evaluation whose checkpoint does not exist.
+        self.save(("best", "last") if improved else ("last",), record)
         self.run.append_metrics(record)
         return record
+
+    def _diverged(self, what: str) -> PoetgenError:
+        kept = (f"the last good checkpoint (step {self.run.saved_step}) is kept in {self.out}"
+                if self.run.saved_step is not None else "no checkpoint was written")
+        return PoetgenError(f"{what}; stopped, {kept} (try a lower --lr)", code=1)
 
 
 class _ClassifierTraining(nn.Module):
@@ -414,32 +415,3 @@ def describe(trainer: Trainer) -> dict:
     return {"parameters": count_parameters(trainer.model), "vocab": len(trainer.tokenizer),
             "train": len(trainer.train_set), "val": len(trainer.val_set),
             "steps": trainer.total_steps(), "device": str(trainer.device), "world": trainer.world}
-
-
-# ---------------------------------------------------------------------------------------------
-# Ctrl-C between steps
-
-
-class _InterruptFlag:
-    """Turn SIGINT into a flag checked between steps, so a step is never cut in half."""
-
-    def __init__(self) -> None:
-        self.hit = False
-        self._old = None
-
-    def __enter__(self) -> _InterruptFlag:
-        def handler(signum, frame):
-            if self.hit:  # a second Ctrl-C: stop at once
-                raise KeyboardInterrupt
-            self.hit = True
-
-        try:
-            self._old = signal.signal(signal.SIGINT, handler)
-        except ValueError:  # not the main thread (e.g. inside a test runner thread)
-            self._old = None
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
-
