@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
-import math
 import os
 import platform
 from collections.abc import Iterable
@@ -200,7 +199,8 @@ def _check_meta_shape(meta: dict, path: Path) -> None:
         if value is not None and not isinstance(value, str):
             raise PoetgenError(f"{path}: damaged checkpoint metadata (corpus {key} should be a string)")
     temperature = (meta.get("calibration") or {}).get("temperature", 1.0)
-    if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 < temperature < math.inf:
+    # (NaN, which earlier trainers could write, means "not calibrated": names.classify reads it as 1)
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float) or temperature <= 0:
         raise PoetgenError(f"{path}: damaged checkpoint metadata (calibration temperature {temperature!r} "
                            "should be a positive number)")
 

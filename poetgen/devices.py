@@ -16,7 +16,7 @@ def pick_device(name: str) -> torch.device:
     """The device ``--device`` names; ``auto``: CUDA (this rank's GPU), else Apple's GPU, else the CPU."""
     if name == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            return torch.device("cuda", env_int("LOCAL_RANK", 0))
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -25,7 +25,7 @@ def pick_device(name: str) -> torch.device:
     if name == "mps" and not torch.backends.mps.is_available():
         raise PoetgenError("--device mps: no Apple GPU is available")
     if name == "cuda":
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cuda", env_int("LOCAL_RANK", 0))
     return torch.device(name)
 
 
@@ -66,7 +66,7 @@ def probe_autocast(model: nn.Module, device: torch.device, dtype: torch.dtype, n
 
 def distributed_setup() -> tuple[int, int]:
     """This process's rank and the number of processes: (0, 1) unless started by torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = env_int("WORLD_SIZE", 1)
     if world <= 1:
         return 0, 1
     import torch.distributed as dist
@@ -74,6 +74,17 @@ def distributed_setup() -> tuple[int, int]:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return dist.get_rank(), dist.get_world_size()
+
+
+def env_int(name: str, default: int) -> int:
+    """A whole number torchrun puts in the environment (``WORLD_SIZE``, ``LOCAL_RANK``); anything
+    else there is one line naming the variable."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit():
+        raise PoetgenError(f"{name} must be a whole number (torchrun sets it), got '{text}'")
+    return int(text)
 
 
 def all_reduce_sum(value: float, world: int, device: torch.device) -> float:

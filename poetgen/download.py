@@ -224,6 +224,8 @@ def _fetch(url: str, dest: Path, *, label: str, progress: bool) -> str:
         raise PoetgenError(f"download of {url} was cut off after {len(err.partial)} bytes", 1) from err
     except (http.client.HTTPException, TimeoutError, ConnectionError) as err:
         raise PoetgenError(f"download of {url} failed: {err or type(err).__name__}", 1) from err
+    except ValueError as err:  # `not a url`: urllib has no scheme to open it with
+        raise PoetgenError(f"'{url}' is not a URL poetgen can download from ({err})") from None
     except OSError as err:  # writing the temp file: disk full, permissions
         raise PoetgenError(f"cannot save download in {dest.parent}: {err.strerror or err}", 1) from err
     # urllib returns a short body without complaint when the server closes early

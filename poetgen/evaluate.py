@@ -85,7 +85,8 @@ def fit_temperature(logits: Tensor, labels: Tensor) -> float:
 
     with torch.enable_grad():
         opt.step(closure)
-    return float(log_t.detach().exp().clamp(0.05, 20.0))
+    fitted = float(log_t.detach().exp().clamp(0.05, 20.0))
+    return fitted if math.isfinite(fitted) else 1.0  # a fit that failed (LBFGS can step into NaN) calibrates nothing
 
 
 def fit_mixture(model: nn.Module, scores: Tensor, labels: Tensor,

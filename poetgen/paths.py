@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,6 +101,26 @@ def _temporary(path: Path, suffix: str) -> Iterator[Path]:
             Path(name).unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def fresh_folders(*folders: Path, whole: bool = False) -> Iterator[None]:
+    """When the block fails, remove those of ``folders`` (with any parents) that it created, so that
+    a failed command leaves no empty folder behind; ``whole``: with whatever the block wrote into
+    them (a half-made report). Folders that were there before are left alone."""
+    created: set[Path] = set()
+    for folder in folders:
+        probe = Path(folder).expanduser().absolute()
+        while not probe.exists() and not probe.is_symlink():
+            created.add(probe)
+            probe = probe.parent
+    try:
+        yield
+    except BaseException:
+        for folder in sorted(created, key=lambda p: len(p.parts), reverse=True):  # the deepest first
+            with contextlib.suppress(OSError):
+                shutil.rmtree(folder) if whole else folder.rmdir()
+        raise
+
+
 def input_file(path: Path | str) -> Path:
     """``path`` if it can be read as a text file: refused with what it is when it is missing or a
     folder. Devices and pipes (``/dev/null``, ``<(command)``) are read like files."""
@@ -135,12 +157,24 @@ def check_writable(folder: Path, name: str = "--out") -> None:
     path = Path(folder).expanduser().absolute()
     probe = path
     while not probe.exists():
+        if probe.is_symlink():  # a dangling link (or a loop): mkdir would say "File exists"
+            what = ("a symbolic link loop" if _loops(probe) else
+                    f"a symbolic link to {os.readlink(probe)}, which does not exist")
+            raise PoetgenError(f"cannot write to {name} {folder}: {probe} is {what}")
         probe = probe.parent
     if not probe.is_dir():
         raise PoetgenError(f"cannot write to {name} {folder}: {probe} is a file, not a folder")
     if not os.access(probe, os.W_OK | os.X_OK):
         reason = "read-only file system" if _read_only(probe) else "permission denied"
         raise PoetgenError(f"cannot write to {name} {folder}: {reason}")
+
+
+def _loops(path: Path) -> bool:
+    try:
+        path.stat()
+    except OSError as e:
+        return e.errno == errno.ELOOP
+    return False
 
 
 def _read_only(path: Path) -> bool:

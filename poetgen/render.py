@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from rich import box
 from rich.align import Align
+from rich.cells import cell_len
 from rich.columns import Columns
-from rich.console import Group
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -78,7 +80,7 @@ def poem_panel(poem: dict, title: str | None = None) -> Group:
     rows = ["".join(verses[i : i + 2]) for i in range(0, len(verses), 2)]
     body = Text("\n".join(rows), justify="center", style="bold")
     heading = title or " · ".join(part for part in (poem.get("form"), poem.get("style")) if part)
-    panel = Panel(body, title=heading, expand=False, padding=(1, 4), box=box.ROUNDED)
+    panel = Panel(body, title=Text(heading), expand=False, padding=(1, 4), box=box.ROUNDED)  # a label, not markup
     check = _shown_check(poem)
     return Group(Align.center(panel), Align.center(verdict(check))) if check else Group(Align.center(panel))
 
@@ -107,7 +109,16 @@ def check_table(check: dict) -> Group:
         f"form [bold]{check['form']}[/] · rhyme chars [bold]{''.join(check['rhyme_chars']) or '-'}[/] · "
         f"group [bold]{group_name(check) or '-'}[/] · scheme {check.get('scheme', '')}"
     )
-    return Group(facts, chars, rules)
+    note = no_tones_note(check)
+    return Group(facts, chars, rules, *([Text(note, style="yellow")] if note else []))
+
+
+def no_tones_note(check: dict) -> str:
+    """What a ✓ of a tone rule means where no character's tone is known (``check hello``): nothing
+    broke the rule because there was nothing to judge."""
+    if any(t for tones in check.get("tones", []) for t in tones):
+        return ""
+    return "no character here has a known tone: the tone rules had nothing to judge"
 
 
 def check_plain(check: dict) -> str:
@@ -118,7 +129,7 @@ def check_plain(check: dict) -> str:
         rows.append(f"{i + 1} {line} {''.join(t or '·' for t in tones)}")
     rows += [f"{RULE_NAMES.get(key, key)} {'✓' if ok else '✗'}" for key, ok in check["rules"].items()]
     rows += [f"{_couplet_name(c)} {'✓' if c['parallel'] else '✗'}" for c in check.get("couplets", [])]
-    return "\n".join(rows)
+    return "\n".join([*rows, *([no_tones_note(check)] if no_tones_note(check) else [])])
 
 
 def _couplet_name(couplet: dict) -> str:
@@ -127,9 +138,36 @@ def _couplet_name(couplet: dict) -> str:
     return f"对仗 {a}–{b} ({couplet['score']:.2f})"
 
 
-def names_columns(names: list[str], title: str | None = None) -> Panel | Columns:
+class _Measured:
+    """A renderable with the narrowest width it fits in, which Rich cannot measure for Columns (it
+    says: all of it): a terminal narrower than that gets plain lines instead (``present``)."""
+
+    def __init__(self, renderable: RenderableType, minimum: int) -> None:
+        self.renderable, self.minimum = renderable, minimum
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.renderable
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(min(self.minimum, options.max_width), options.max_width)
+
+
+def names_columns(names: list[str], title: str | None = None) -> RenderableType:
     cols = Columns([Text(n) for n in names], equal=True, expand=False, padding=(0, 3))
-    return Panel(cols, title=title, expand=False) if title else cols
+    widest = max((cell_len(n) for n in names), default=0)
+    if not title:
+        return _Measured(cols, widest)
+    return _Measured(Panel(cols, title=Text(title), expand=False), max(widest + 4, cell_len(title) + 6))
+
+
+def names_plain(names: list[str]) -> str:
+    """One name a line (narrow terminals)."""
+    return "\n".join(names)
+
+
+def names_by_language_plain(table: dict[str, list[str]]) -> str:
+    """``Russian: Ivanov, Petrov`` (narrow terminals)."""
+    return "\n".join(f"{language}: {', '.join(names)}" for language, names in table.items())
 
 
 def names_by_language(table: dict[str, list[str]]) -> Table:
@@ -137,7 +175,7 @@ def names_by_language(table: dict[str, list[str]]) -> Table:
     t.add_column("language", style="bold")
     t.add_column("names")
     for language, names in table.items():
-        t.add_row(language, ", ".join(names))
+        t.add_row(Text(language), Text(", ".join(names)))  # labels and names are text, never markup
     return t
 
 
@@ -157,7 +195,8 @@ def classify_table(predictions: list[dict]) -> Table:
         labels = [Text(pred["name"]), Text("unsure", style="yellow") if pred.get("unsure") else ""]
         for rank, (language, p) in enumerate(pred["top"]):
             label = labels[rank] if rank < len(labels) else ""
-            t.add_row(label, language, f"{p:.1%}", f"[{'yellow' if pred.get('unsure') else 'green'}]{bar(p)}[/]")
+            t.add_row(label, Text(language), f"{p:.1%}",
+                      f"[{'yellow' if pred.get('unsure') else 'green'}]{bar(p)}[/]")
         if pred.get("unknown_chars"):
             t.add_row("", Text(f"unknown letters: {' '.join(pred['unknown_chars'])}", style="yellow"), "", "")
         t.add_section()
@@ -180,7 +219,7 @@ def confusion_table(labels: list[str], matrix: list[list[int]]) -> Table:
     t = Table(title="confusion matrix (rows: true, columns: predicted)", box=box.SIMPLE, pad_edge=False)
     t.add_column("", style="bold")
     for label in labels:
-        t.add_column(label[:3], justify="right")
+        t.add_column(Text(label[:3]), justify="right")
     for label, row in zip(labels, matrix, strict=False):
         total = max(sum(row), 1)
         cells = []
@@ -189,7 +228,7 @@ def confusion_table(labels: list[str], matrix: list[list[int]]) -> Table:
             shade = int(232 + min(23, share * 23))
             style = f"on color({shade})" + (" bold green" if j == labels.index(label) else "")
             cells.append(f"[{style}]{n}[/]" if n else "[dim]·[/]")
-        t.add_row(label, *cells)
+        t.add_row(Text(label), *cells)
     return t
 
 
@@ -199,7 +238,7 @@ def styles_table(rows: list[dict]) -> Table:
     table.add_column("style")
     table.add_column("training poems", justify="right")
     for row in rows:
-        table.add_row(row["style"], f"{row['poems']:,}")
+        table.add_row(Text(row["style"]), f"{row['poems']:,}")
     return table
 
 
@@ -208,11 +247,11 @@ def styles_plain(rows: list[dict]) -> str:
 
 
 def key_values(data: dict, title: str | None = None) -> Table:
-    t = Table(title=title, box=box.SIMPLE_HEAD, show_header=False)
+    t = Table(title=Text(title) if title else None, box=box.SIMPLE_HEAD, show_header=False)
     t.add_column(style="bold")
     t.add_column(justify="right")
     for key, value in data.items():
-        t.add_row(str(key), f"{value:.4g}" if isinstance(value, float) else str(value))
+        t.add_row(Text(str(key)), Text(f"{value:.4g}" if isinstance(value, float) else str(value)))
     return t
 
 
@@ -226,7 +265,7 @@ def corpus_info_tables(info: dict) -> Group:
     cats.add_column("category")
     cats.add_column("samples", justify="right")
     for k, v in info["categories"].items():
-        cats.add_row(k, str(v))
+        cats.add_row(Text(k), str(v))
     hist = Table(title="length (characters)", box=box.SIMPLE_HEAD)
     hist.add_column("length")
     hist.add_column("samples", justify="right")

@@ -29,12 +29,15 @@ def main() -> None:
     if sys.stdout is None:  # `poetgen write 青山 >&-`: whatever is written would be lost
         fail("standard output is closed: nothing could be written", 1)
         sys.exit(1)
-    sys.stdout = GuardedOutput(sys.stdout)
+    guarded = GuardedOutput(sys.stdout)
+    sys.stdout = guarded
     code: int | str | None = 0
     try:
         app(obj=shell)
     except SystemExit as e:
         code = e.code
+    except BrokenPipeError:  # the reader left while help was written (`poetgen --help | head -c1`)
+        pass
     except PoetgenError as e:  # standard output failed outside a command (`poetgen --help > /dev/full`)
         if DEBUG["on"]:
             raise
@@ -42,8 +45,12 @@ def main() -> None:
         code = e.code
     if code == 0:
         try:
-            sys.stdout.flush()
+            guarded.flush()
+        except BrokenPipeError:
+            pass
         except PoetgenError as e:
             fail(str(e), e.code)
             code = e.code
+    if guarded.reader_left:  # `| head`: the reader had what it wanted; a quiet success (README)
+        code = 0
     sys.exit(code)

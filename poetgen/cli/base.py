@@ -12,6 +12,7 @@ import contextlib
 import errno
 import functools
 import json
+import math
 import os
 import re
 import sys
@@ -36,6 +37,7 @@ class OneLineErrors(TyperGroup):
     number) are reported like every other error: one line on stderr, exit code 2."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        sanitize_width()
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
@@ -69,19 +71,54 @@ corpus_app = typer.Typer(help="List, inspect, prepare and download corpora.", ri
                          no_args_is_help=True)
 app.add_typer(corpus_app, name="corpus")
 
+# The widths poetgen renders for: narrower, every table and panel would be cut to nothing (COLUMNS=1
+# printed only a border); wider, a centred poem is mostly spaces (COLUMNS=99999999 wrote 700 MB).
+MIN_COLUMNS, MAX_COLUMNS = 20, 1000
+
+
+def sane_columns() -> str | None:
+    """The width to render for: ``$COLUMNS``, else the terminal's, clamped to MIN..MAX_COLUMNS; None
+    where neither says (not a number, 0, no terminal: Rich then takes 80)."""
+    value = os.environ.get("COLUMNS", "").strip()
+    if not value:
+        try:
+            value = str(os.get_terminal_size(sys.__stdout__.fileno()).columns) if sys.__stdout__ else ""
+        except (OSError, ValueError):
+            value = ""
+    if not value.isdigit() or int(value) == 0:
+        return None
+    return str(min(max(int(value), MIN_COLUMNS), MAX_COLUMNS))
+
+
+def sanitize_width() -> None:
+    """Make ``$COLUMNS`` sane for every console, ours and the help's (typer reads os.environ)."""
+    columns, given = sane_columns(), os.environ.get("COLUMNS")
+    if columns is None:
+        os.environ.pop("COLUMNS", None)
+    elif columns != given and (given is not None or int(columns) in (MIN_COLUMNS, MAX_COLUMNS)):
+        os.environ["COLUMNS"] = columns  # a terminal of its own width is left for Rich to ask
+    lines = os.environ.get("LINES")
+    if lines is not None and not (lines.isdigit() and int(lines) > 0):
+        os.environ.pop("LINES")
+
+
 class _SaneEnviron(Mapping[str, str]):
-    """``os.environ`` as Rich reads it, live, less a COLUMNS or LINES of 0: Rich would take that as
-    a width of nothing and print nothing at all, success or error. Without them Rich asks the
-    terminal, else uses 80 columns."""
+    """``os.environ`` as Rich reads it, live, with COLUMNS clamped (``sane_columns``) and a LINES of
+    0 left out: Rich would take a width of nothing and print nothing at all, success or error."""
 
     def __getitem__(self, key: str) -> str:
+        if key == "COLUMNS":
+            columns = sane_columns()
+            if columns is None:
+                raise KeyError(key)
+            return columns
         value = os.environ[key]
-        if key in ("COLUMNS", "LINES") and not (value.isdigit() and int(value) > 0):
+        if key == "LINES" and not (value.isdigit() and int(value) > 0):
             raise KeyError(key)
         return value
 
     def __iter__(self) -> Iterator[str]:
-        return (key for key in os.environ if key in self)
+        return (key for key in {*os.environ, "COLUMNS"} if key in self)
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
@@ -212,7 +249,7 @@ def _has_surrogates(value: Any) -> bool:
 def _not_utf8(name: str, value: Any) -> PoetgenError:
     """An argument that reached Python undecoded: not UTF-8, or UTF-8 under a locale that is not
     (``LC_ALL=POSIX PYTHONUTF8=0``), which decodes every byte above 127 as undecodable."""
-    what = name.rstrip("_").replace("_", " ")
+    what = "--out path" if name == "out_dir" else name.rstrip("_").replace("_", " ")
     text = value if isinstance(value, str) else next(v for v in value if _has_surrogates(v))
     try:
         os.fsencode(str(text)).decode("utf-8")
@@ -231,9 +268,13 @@ def handled(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            bad = [name for name, value in kwargs.items() if _has_surrogates(value)]  # Path values may be any bytes
+            # Paths poetgen reads may be any bytes; those it writes (--out) are UTF-8: safetensors, the
+            # plots and the reports' links take no other.
+            bad = [name for name, value in kwargs.items()
+                   if _has_surrogates(str(value) if name == "out_dir" and value is not None else value)]
             if bad:
-                raise _not_utf8(bad[0], kwargs[bad[0]])
+                value = kwargs[bad[0]]
+                raise _not_utf8(bad[0], str(value) if bad[0] == "out_dir" else value)
             return fn(*args, **kwargs)
         except PoetgenError as e:
             if DEBUG["on"]:
@@ -261,11 +302,13 @@ def handled(fn: F) -> F:
 class GuardedOutput:
     """Standard output that reports its failures: a full disk (``> /dev/full``) or an I/O error
     becomes one line naming standard output and exit 1, never a success with the output lost.
-    A closed pipe (``| head``) stays the quiet exit it always was."""
+    A closed pipe (``| head``) stops the command quietly, and ``main`` exits 0: the reader had
+    what it wanted."""
 
     def __init__(self, stream: Any) -> None:
         self._stream = stream
         self.failed = False
+        self.reader_left = False  # the pipe's reader closed it (`| head -c1`)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
@@ -274,20 +317,21 @@ class GuardedOutput:
         return self._guard(self._stream.write, text)
 
     def flush(self) -> None:
-        if not self.failed:
+        if not self.failed and not self.reader_left:
             self._guard(self._stream.flush)
 
     def _guard(self, call: Callable[..., Any], *args: Any) -> Any:
         try:
             return call(*args)
         except OSError as e:
-            if e.errno == errno.EPIPE:
-                raise
-            self.failed = True
             # What is still buffered would fail again as Python exits, with a traceback-like
             # "Exception ignored" message: send it nowhere instead.
             with contextlib.suppress(OSError, ValueError):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+            if e.errno == errno.EPIPE:
+                self.reader_left = True
+                raise  # stops the command; typer then exits, and main() makes that a quiet 0
+            self.failed = True
             raise PoetgenError(f"cannot write standard output: {e.strerror or e}", code=1) from None
 
 
@@ -298,8 +342,20 @@ def stdin_bytes() -> Any:
 
 def emit_json(data: Any) -> None:
     """JSON as plain text, whatever the terminal's width: never wrapped, cropped or coloured."""
-    out.print(json.dumps(data, ensure_ascii=False, indent=2), markup=False, highlight=False, emoji=False,
-              soft_wrap=True, crop=False)
+    out.print(json.dumps(finite(data), ensure_ascii=False, indent=2, allow_nan=False), markup=False,
+              highlight=False, emoji=False, soft_wrap=True, crop=False)
+
+
+def finite(data: Any) -> Any:
+    """``data`` with every NaN or infinite number as None: JSON has no NaN (a bare ``NaN`` is not
+    JSON), and null says "no number" to any reader."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [finite(v) for v in data]
+    return data
 
 
 def show(data: Any, as_json: bool, render: Callable[[Any], Any], plain: Callable[[Any], str] | None = None) -> None:
@@ -327,7 +383,7 @@ FLAGS = {"temperature": "--temp", "top_k": "--top-k", "top_p": "--top-p", "seed"
          "start": "--start", "guidance": "--guidance", "rerank": "--rerank", "embed": "--embed",
          "hidden": "--hidden", "layers": "--layers", "dropout": "--dropout", "generative": "--generative",
          "ngram": "--ngram", "bidirectional": "--bidirectional", "adaptive": "--adaptive", "tie": "--tie",
-         "cell": "--cell", "model": "--model"}
+         "cell": "--cell", "model": "--model", "samples": "--samples"}
 
 
 def sampling_of(temp: float | None, top_k: int | None, top_p: float | None, seed: int | None, greedy: bool = False):

@@ -21,6 +21,7 @@ from poetgen.cli.base import (
     TopP,
     app,
     busy,
+    finite,
     handled,
     load_model,
     path_value,
@@ -37,8 +38,8 @@ from poetgen.errors import PoetgenError
 @handled
 def names(
     language: Annotated[str | None, typer.Argument(help="The language, as --lang.", show_default=False)] = None,
-    lang: Annotated[str, typer.Option("--lang", "-l", help="Language (case-insensitive, prefix ok) or 'all'.")]
-    = "all",
+    lang: Annotated[str | None, typer.Option("--lang", "-l", help="Language (case-insensitive, prefix ok) or 'all' "
+                                             "(the default).", show_default=False)] = None,
     num: Annotated[int | None, typer.Option("--num", "-n", help="How many names (default 10; 3 per language "
                                             "with --lang all).")] = None,
     start: Annotated[str, typer.Option(help="Force the first letters.")] = "",
@@ -58,23 +59,30 @@ def names(
     """Names that sound like a language — [bold]poetgen names Russian -n 10[/] (or --lang Russian)."""
     from poetgen.names.generate import generate_all, generate_names
     from poetgen.names.languages import resolve_language
-    from poetgen.render import names_by_language, names_columns
+    from poetgen.render import names_by_language, names_by_language_plain, names_columns, names_plain
 
     sampling = sampling_of(temp, top_k, top_p, seed, greedy)
     ck = load_model("names", checkpoint)
-    lang = language or lang
+    if language is not None and lang is not None and len({"all" if word.strip().lower() == "all" else
+                                                          resolve_language(ck, word) for word in (language, lang)}) > 1:
+        raise PoetgenError(f"give the language once: '{language}' as an argument or '{lang}' with --lang, not both")
+    lang = language or lang or "all"
     options = {"start": start, "sampling": sampling, "novel": novel, "guidance": guidance, "rerank": rerank}
     if lang.lower() == "all":
         with busy("drawing names…"):
             table = generate_all(ck, num, **options)
-        show(table, as_json, names_by_language)
+        show(table, as_json, names_by_language, names_by_language_plain)
         return
     language = resolve_language(ck, lang)
     with busy("drawing names…"):
         result = generate_names(ck, language, num, **options)
+    if not result:  # nothing asked for was found: not a success
+        why = (" (greedy decoding draws one name per language and start" +
+               (", and it is in the training data" if novel else "") + ")" if sampling.greedy else "")
+        raise PoetgenError(f"no {'new ' if novel else ''}{language} names found{why}", code=1)
     if num is not None and len(result) < num:
         base.err.print(f"[yellow]only {len(result)} distinct names found[/]")
-    show(result, as_json, lambda names: names_columns(names, title=language))
+    show(result, as_json, lambda names: names_columns(names, title=language), names_plain)
 
 
 @app.command()
@@ -84,29 +92,37 @@ def classify(
     = None,
     file: Annotated[Path | None, typer.Option("--file", "-f", parser=path_value,
                                               help="Read names from a file, one per line.")] = None,
-    top: Annotated[int, typer.Option(help="How many languages to show per name.")] = 3,
+    top: Annotated[int | None, typer.Option(help="How many languages to show per name (default 3; 1 in the TSV "
+                                            "that --file and '-' stream).", show_default=False)] = None,
     checkpoint: CheckpointOpt = None,
-    as_json: Json = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON: one document, or with "
+                                          "--file or '-' JSON Lines (one object per name, as it is read).")]
+    = False,
 ) -> None:
-    """Which language is a surname from? — [bold]poetgen classify Dovesky Jackson Hou[/]."""
+    """Which language is a surname from? — [bold]poetgen classify Dovesky Jackson Hou[/].
+
+    With --file or '-', names are streamed in bounded memory: one TSV row per line (name, then each
+    language and its probability, then sure/unsure), or with --json one JSON object per line.
+    """
     from poetgen.names.classify import classify as classify_names
     from poetgen.render import classify_plain, classify_table
 
-    if top < 1:
+    if top is not None and top < 1:
         raise PoetgenError(f"--top must be at least 1, got {top}")
     source = _name_source(names_ or [], file)
     ck = load_model("classify", checkpoint)
     streaming = file is not None or names_ == ["-"]
-    predictions = classify_names(ck, source, top=min(top, len(ck.categories)), lines=streaming)
-    if as_json and streaming:  # JSON lines: one result per input line, in bounded memory
+    shown = top if top is not None else 1 if streaming and not as_json else 3
+    predictions = classify_names(ck, source, top=min(shown, len(ck.categories)), lines=streaming)
+    if as_json and streaming:  # JSON Lines: one result per input line, in bounded memory
         for p in predictions:
-            sys.stdout.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
+            sys.stdout.write(json.dumps(finite(p.to_dict()), ensure_ascii=False) + "\n")
         return
     if streaming:
         for p in predictions:
-            best, prob = p.top[0]
+            pairs = "\t".join(f"{language}\t{prob:.4f}" for language, prob in p.top)
             verdict = "unsure" if p.unsure else "sure"  # last, so scripts reading three columns still work
-            sys.stdout.write(f"{p.name}\t{best}\t{prob:.4f}\t{verdict}\n")
+            sys.stdout.write(f"{p.name}\t{pairs}\t{verdict}\n")
         return
     results = [p.to_dict() for p in predictions]
     show(results, as_json, classify_table, classify_plain)  # the renderer shows names as plain text, never as markup

@@ -129,8 +129,11 @@ def evaluate(
 ) -> None:
     """Evaluate a model: poems (form, rhyme, copies, perplexity) or a names classifier / generator."""
     from poetgen.config import check_seed
+    from poetgen.errors import bad_value
 
     check_seed(seed)
+    if not 1 <= samples <= 100_000:  # for every kind of model (a classifier's ignores it), before the slow load
+        raise bad_value("samples", f"must be between 1 and 100000, got {samples}")
     ck = load_model(None, checkpoint)
     if ck.kind == "poems":
         from poetgen.poems.evaluate import evaluate_poems

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
@@ -91,6 +92,10 @@ def corpus_download(
 
     if url is not None and not url.strip():
         raise PoetgenError("--url is empty (leave it out to download from the manifest's address)")
+    parts = urllib.parse.urlsplit(url.strip()) if url is not None else None
+    if parts is not None and (parts.scheme.lower() not in ("http", "https", "ftp", "file") or
+                              not (parts.netloc or parts.path)):
+        raise PoetgenError(f"--url must be an http://, https://, ftp:// or file:// address, got '{url}'")
     if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
         raise PoetgenError("--sha256 must be 64 hexadecimal digits")
     root = Path(data_dir).expanduser() if data_dir else paths.data_dir(None)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from poetgen.errors import PoetgenError, unknown
 from poetgen.model import CELLS, MODELS, with_model
-from poetgen.paths import check_writable
+from poetgen.paths import check_writable, fresh_folders
 
 DEFAULT_MODELS = ("rnn", "lstm", "gru", "lstm:custom")
 SPECS = [*MODELS, *(f"{m}:custom" for m in MODELS), *(f"{m}:torch" for m in MODELS)]
@@ -284,18 +284,20 @@ def compare_models(
         if log is not None:
             log(event)
 
+    configs = [replace(template, model=with_model(template.model, model, cell)).validate() for model, cell in specs]
     trainers: dict[str, Trainer] = {}
     progress: dict[str, Callable[[dict], None]] = {}
     stamps: dict[str, list[float]] = {label: [] for label in labels}
-    for i, ((model, cell), label) in enumerate(zip(specs, labels, strict=True), start=1):
-        cfg = replace(template, model=with_model(template.model, model, cell))
-        say({"event": "start", "label": label, "index": i, "total": len(specs), "run": str(out / folder_name(label))})
+    # every spec is checked before any folder is made; one that fails to start takes back the folders made
+    with fresh_folders(*(out / folder_name(label) for label in labels)):
+        for i, (cfg, label) in enumerate(zip(configs, labels, strict=True), start=1):
+            def stamp(event: dict, label: str = label) -> None:
+                stamps[label].append(time.perf_counter())
+                say({"event": "step", "label": label, **event})
 
-        def stamp(event: dict, label: str = label) -> None:
-            stamps[label].append(time.perf_counter())
-            say({"event": "step", "label": label, **event})
-
-        trainers[label], progress[label] = Trainer(cfg, out / folder_name(label)), stamp
+            trainers[label], progress[label] = Trainer(cfg, out / folder_name(label)), stamp
+            say({"event": "start", "label": label, "index": i, "total": len(specs),
+                 "run": str(out / folder_name(label))})
     # The models take turns, a slice each, round after round: whatever else the machine does lands
     # on all of them alike, and a time budget counts only each model's own training time.
     turn = _slice(budget_steps, budget_seconds, next(iter(trainers.values())).total_steps())

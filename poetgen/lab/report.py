@@ -22,6 +22,7 @@ from pathlib import Path
 from poetgen.errors import PoetgenError
 from poetgen.lab.blocks import KINDS, Block, Code, Details, Heading, Image, Para, Row, Table, to_html, to_markdown
 from poetgen.lab.findings import evidence_section
+from poetgen.paths import fresh_folders
 
 PROBE_NAMES = ("Dovesky", "Jackson", "Hou", "Satoshi", "Nguyen", "Schmidt", "Rossi", "O'Neal")
 LANGUAGES = ("Russian", "German", "Spanish", "Chinese", "Japanese", "Italian", "English", "Arabic")
@@ -280,8 +281,16 @@ def write_report(runs: list[Path], out: Path, *, data_dir: Path | str | None = N
     classifier; ``longrange`` (a ``lab.longrange.LongRangeResult``: the controlled test);
     ``evidence`` (why the LSTM beats the RNN, measured on the runs, ``lab.findings``); the
     hand-written cells' equations and code; the conclusion; sample names and poems; and every run
-    in detail, folded. Returns the path of ``report.md``; ``report.html`` lies beside it.
+    in detail, folded. Returns the path of ``report.md``; ``report.html`` lies beside it. A report
+    that fails leaves no folder behind where there was none.
     """
+    with fresh_folders(Path(out), whole=True):
+        return _write_report(runs, out, data_dir=data_dir, samples=samples, evidence=evidence, preface=preface,
+                             longrange=longrange)
+
+
+def _write_report(runs: list[Path], out: Path, *, data_dir: Path | str | None, samples: bool, evidence: bool,
+                  preface: list[Block] | None, longrange) -> Path:
     from poetgen import __version__
     from poetgen.lab.cellcode import cell_blocks
     from poetgen.lab.conclusion import conclusion_blocks, correctness, run_warnings, warning_blocks

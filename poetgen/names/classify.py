@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -94,4 +95,5 @@ def probabilities(ck: Checkpoint, names: list[str]) -> torch.Tensor:
 
 def temperature(ck: Checkpoint) -> float:
     """The softmax temperature the checkpoint was calibrated with on validation data (1: none)."""
-    return float((ck.meta.get("calibration") or {}).get("temperature", 1.0))
+    value = float((ck.meta.get("calibration") or {}).get("temperature", 1.0))
+    return value if math.isfinite(value) and value > 0 else 1.0  # NaN: a fit that failed, so none

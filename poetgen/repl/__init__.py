@@ -182,6 +182,11 @@ def run_repl(
     in terminal mode, errors) goes. Without ``input``, terminal mode is used when stdin and stdout
     are both terminals, else script mode reads sys.stdin line by line.
     """
+    if input is None and sys.stdin is None:  # `poetgen <&-`: no command will ever come
+        (console or Console(stderr=True, highlight=False)).print(
+            "[bold red]error:[/] stdin is closed: the shell has no commands to read (pipe commands in, or run it "
+            "in a terminal)", soft_wrap=True)
+        return 2
     models = Models({"poems": poems, "names": names, "classify": classifier})
     terminal = input is not None or (sys.stdin.isatty() and sys.stdout.isatty())
     out = console or Console(highlight=False)
