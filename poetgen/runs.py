@@ -222,7 +222,9 @@ class RunFolder:
              optimizer: torch.optim.Optimizer | None = None, seen: Tensor | None = None) -> None:
         """``NAME.safetensors`` for each of ``names``, all or none (``checkpoint.save_checkpoints``);
         ``last`` also holds the optimizer's state and the RNG state, for resume."""
+        step = meta.get("state", {}).get("step") if "last" in names else self.saved_step
         if not self.writer:
+            self.saved_step = step  # every rank knows, for the message of a run that diverges later
             return
         files = {}
         for name in names:
@@ -235,8 +237,7 @@ class RunFolder:
                                                            for g in state["param_groups"]]}
             files[self.path / f"{name}.safetensors"] = (saved_meta, train_state)
         save_checkpoints(files, model, seen)
-        if "last" in names:
-            self.saved_step = meta.get("state", {}).get("step")
+        self.saved_step = step
 
     def restore(self, saved: Saved, model: nn.Module, optimizer: torch.optim.Optimizer, batches: int) -> RunState:
         """Weights (checked strictly against the model), optimizer and RNG state of ``saved``, each
