@@ -66,7 +66,7 @@ def names(
     if language is not None and lang is not None and len({"all" if word.strip().lower() == "all" else
                                                           resolve_language(ck, word) for word in (language, lang)}) > 1:
         raise PoetgenError(f"give the language once: '{language}' as an argument or '{lang}' with --lang, not both")
-    lang = language or lang or "all"
+    lang = next((word for word in (language, lang) if word is not None), "all")  # `--lang ""` is no language
     options = {"start": start, "sampling": sampling, "novel": novel, "guidance": guidance, "rerank": rerank}
     if lang.lower() == "all":
         with busy("drawing names…"):
