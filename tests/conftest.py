@@ -113,3 +113,9 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "names": train_tiny(data, root / "names", "names", max_steps=120),
         "classify": train_tiny(data, root / "classify", "names", "classify"),
     }
+
+
+@pytest.fixture(scope="session")
+def models(tiny_models: dict[str, Path]) -> dict[str, Path]:
+    """The tiny models under the name the command-line tests use."""
+    return tiny_models

@@ -18,46 +18,18 @@ from pathlib import Path
 
 import pytest
 import torch
-import typer.main
-import typer.testing
-from typer.testing import CliRunner
 
 from poetgen.checkpoint import load_checkpoint, read_header
-from poetgen.cli import app
 from poetgen.config import TrainConfig
 from poetgen.errors import PoetgenError
 from poetgen.model import ModelConfig
 from poetgen.train import Trainer
-
-RUNNER = CliRunner()
-ENV = {"COLUMNS": "200", "NO_COLOR": "1"}
-
-
-def run(*args: str, input: str | bytes | None = None, env: dict | None = None):
-    return RUNNER.invoke(app, list(args), input=input, env={**ENV, **(env or {})})
-
-
-@pytest.fixture(autouse=True, scope="module")
-def build_the_command_once():
-    command = typer.main.get_command(app)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(typer.testing, "_get_command", lambda given: command if given is app else
-                      typer.main.get_command(given))
-        yield
-
-
-@pytest.fixture(scope="session")
-def models(tiny_models: dict[str, Path]) -> dict[str, Path]:
-    return tiny_models
-
-
-def one_error_line(result, code: int, message: str) -> str:
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.exit_code == code, (result.exit_code, result.output)
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ") and message in lines[0], lines[0]
-    assert "Traceback" not in result.output
-    return lines[0]
+from tests.cli_run import (
+    ENV,
+    build_the_command_once,  # noqa: F401  (a fixture: applies to this module)
+    one_error_line,
+    run,
+)
 
 
 def digest(path: Path) -> str:

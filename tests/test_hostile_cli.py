@@ -14,38 +14,20 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
-import typer.main
-import typer.testing
 from rich.console import Console
-from typer.testing import CliRunner
 
 from poetgen.checkpoint import load_checkpoint
-from poetgen.cli import app
 from poetgen.poems.text import is_cjk
-from tests.test_hostile_train import edit, one_error_line, tampered
+from tests.cli_run import (
+    ENV,
+    build_the_command_once,  # noqa: F401  (a fixture: applies to this module)
+    one_error_line,
+    run,
+)
+from tests.test_hostile_train import edit, tampered
 
-RUNNER = CliRunner()
-ENV = {"COLUMNS": "200", "NO_COLOR": "1"}
 TRAIN = ["train", "--corpus", "names", "--hidden", "16", "--embed", "8", "--layers", "1", "--batch-size", "8",
          "--max-steps", "2", "--quiet"]
-
-
-def run(*args: str, input: str | bytes | None = None, env: dict | None = None):
-    return RUNNER.invoke(app, list(args), input=input, env={**ENV, **(env or {})})
-
-
-@pytest.fixture(autouse=True, scope="module")
-def build_the_command_once():
-    command = typer.main.get_command(app)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(typer.testing, "_get_command", lambda given: command if given is app else
-                      typer.main.get_command(given))
-        yield
-
-
-@pytest.fixture(scope="session")
-def models(tiny_models: dict[str, Path]) -> dict[str, Path]:
-    return tiny_models
 
 
 def process(*args: str, env: dict | None = None, **popen) -> subprocess.Popen:

@@ -20,46 +20,23 @@ from pathlib import Path
 
 import pytest
 import torch
-import typer.main
-import typer.testing
 from rich.console import Console
 from safetensors.torch import load_file, save_file
-from typer.testing import CliRunner
 
 from poetgen import checkpoint
 from poetgen.checkpoint import read_header
-from poetgen.cli import app
 from poetgen.config import TrainConfig
 from poetgen.errors import PoetgenError
 from poetgen.model import ModelConfig
 from poetgen.train import Trainer
+from tests.cli_run import (
+    build_the_command_once,  # noqa: F401  (a fixture: applies to this module)
+    one_error_line,
+    run,
+)
 
-RUNNER = CliRunner()
-ENV = {"COLUMNS": "200", "NO_COLOR": "1"}
 TRAIN = ["train", "--corpus", "names", "--task", "lm", "--hidden", "16", "--embed", "8", "--layers", "1",
          "--batch-size", "8", "--eval-every", "4", "--quiet"]
-
-
-def run(*args: str, input: str | bytes | None = None, env: dict | None = None):
-    return RUNNER.invoke(app, list(args), input=input, env={**ENV, **(env or {})})
-
-
-@pytest.fixture(autouse=True, scope="module")
-def build_the_command_once():
-    command = typer.main.get_command(app)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(typer.testing, "_get_command", lambda given: command if given is app else
-                      typer.main.get_command(given))
-        yield
-
-
-def one_error_line(result, code: int, message: str) -> str:
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.exit_code == code, (result.exit_code, result.output)
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ") and message in lines[0], lines[0]
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 def trainer(data: Path, out: Path, resume: bool = False, **overrides) -> Trainer:
@@ -194,11 +171,6 @@ def test_a_folder_with_only_a_best_checkpoint_is_not_overwritten(models, tiny_da
 
 # ---------------------------------------------------------------------------------------------
 # 5. Damaged configs and resume states: one line naming the file and the field, exit 2
-
-
-@pytest.fixture(scope="session")
-def models(tiny_models: dict[str, Path]) -> dict[str, Path]:
-    return tiny_models
 
 
 def with_config(**change):
