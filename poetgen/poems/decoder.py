@@ -24,6 +24,7 @@ batch, and the same seed and options give the same poem.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -45,7 +46,7 @@ PMI_WEIGHT = 0.5  # weight of the mutual-information term in the line search
 
 
 def poem_rules(ck: Checkpoint, vocab: VocabMasks, plan: Plan, form: Form, *, rhyme: bool = True, tones: bool = True,
-               allow_repeats: bool = False, allow_copies: bool = False, mood_ids: list[int] = ()) -> list[Rule]:
+               allow_repeats: bool = False, allow_copies: bool = False, mood_ids: Sequence[int] = ()) -> list[Rule]:
     """The rules of one poem, most important first (a soft rule gives way to those before it)."""
     rules: list[Rule] = [Shape(vocab, plan.marks), Fixed(vocab, plan.given)]
     if mood_ids:
@@ -69,7 +70,7 @@ class Decoder:
     """Writes ``len(seeds)`` poems of one plan in lockstep, line by line, slot by slot."""
 
     def __init__(self, ck: Checkpoint, vocab: VocabMasks, plan: Plan, form: Form, sampling: Sampling,
-                 seeds: list[int], rules: list[Rule], *, search: int = 1, mood_ids: list[int] = ()) -> None:
+                 seeds: list[int], rules: list[Rule], *, search: int = 1, mood_ids: Sequence[int] = ()) -> None:
         self.device = next(ck.model.parameters()).device
         self.ck, self.v, self.plan, self.form, self.sampling = ck, vocab.on(self.device), plan, form, sampling
         self.rules = rules
@@ -77,6 +78,9 @@ class Decoder:
         self.B, self.L, self.W = len(seeds), form.lines, form.width
         self.K = 1 if sampling.greedy else search  # greedy candidates would all be the same line
         self.mood_ids = list(mood_ids)
+        B = self.B
+        self.cats = torch.full((B,), plan.category, dtype=torch.long) if plan.category is not None else None
+        self.style = torch.full((B,), plan.style, dtype=torch.long) if plan.style else None
         per_row = self.L * self.K * (NOVELTY_RETRIES + 1) * (self.W + 1)
         self.u = torch.stack([torch.rand(per_row, generator=torch.Generator().manual_seed(s), dtype=torch.float64)
                               for s in seeds]).view(self.B, self.L, self.K, NOVELTY_RETRIES + 1, self.W + 1)
@@ -87,10 +91,7 @@ class Decoder:
         """Lines of every poem (model script), per poem the lines kept although copied, and the
         model's NLL per token of each poem as written (marks included)."""
         B, plan = self.B, self.plan
-        cats = torch.full((B,), plan.category, dtype=torch.long) if plan.category is not None else None
-        self.style = torch.full((B,), plan.style, dtype=torch.long) if plan.style else None
-        self.cats = cats
-        stepper = Stepper(self.ck, B, cats, self.style)
+        stepper = Stepper(self.ck, B, self.cats, self.style)
         start = [BOS, *self.mood_ids, EOS, BOS] if self.mood_ids else [BOS]
         logp = stepper.feed(torch.tensor([start] * B, device=self.device))
         chars = torch.full((B, self.L, self.W), OPEN, dtype=torch.long, device=self.device)
