@@ -29,7 +29,7 @@ from poetgen.poems.text import FORMS, LINE_END, OTHER, clean_marks, poem_form
 SCRIPTS = ("simplified", "traditional")
 SPLITS = ("train", "val", "test")
 PREPARED_VERSION = 1  # bump when cleaning rules change so stale caches are rebuilt
-CACHE_LAYOUT = 2  # bump when a Sample gains a field (2: poets); the texts and splits stay the same
+CACHE_LAYOUT = 3  # bump when a Sample gains a field or a label (2: poets, 3: tunes); texts and splits stay the same
 
 # ---------------------------------------------------------------------------------------------
 # Samples and corpora
@@ -314,7 +314,13 @@ def _form_of(text: str, item: dict) -> str:
 
 
 def _tune_of(text: str, item: dict) -> str:
-    return item.get("rhythmic") or OTHER
+    return tune_name(item.get("rhythmic") or "")
+
+
+def tune_name(title: str) -> str:
+    """A ci's tune from its title: "A・B" is the alias A of tune B; a lost tune (失调名) is other."""
+    tune = title.rsplit("・", 1)[-1].strip()
+    return OTHER if not tune or tune == "失调名" else tune
 
 
 CORPORA: dict[str, CorpusSpec] = {
