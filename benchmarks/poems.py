@@ -62,9 +62,9 @@ from poetgen.poems.evaluate import (
 )
 from poetgen.poems.fluency import FluencyJudge
 from poetgen.poems.plan import model_script
-from poetgen.poems.text import FORMS, OTHER
 from poetgen.poems.write import DEFAULT_CANDIDATES, POEM_TEMPERATURE, write_poems
 from poetgen.sample import Sampling
+from poetgen.verse import FORMS, OTHER
 
 
 def main() -> None:

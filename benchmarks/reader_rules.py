@@ -33,9 +33,9 @@ from poetgen.errors import PoetgenError
 from poetgen.poems.check import check_poem, extra_repeats, lone_level, three_level_tail
 from poetgen.poems.duizhang import PARALLEL, pair_table
 from poetgen.poems.forms import TABLE
-from poetgen.poems.text import split_lines
 from poetgen.poems.write import write_poems
 from poetgen.sample import Sampling
+from poetgen.verse import split_lines
 
 MIDDLE, OUTER = ((2, 3), (4, 5)), ((0, 1), (6, 7))
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from poetgen import paths
 from poetgen.errors import PoetgenError, unknown
-from poetgen.poems.text import FORMS, LINE_END, OTHER, clean_marks, poem_form
+from poetgen.verse import FORMS, LINE_END, OTHER, clean_marks, poem_form
 
 SCRIPTS = ("simplified", "traditional")
 SPLITS = ("train", "val", "test")

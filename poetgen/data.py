@@ -34,7 +34,7 @@ def load_training_corpus(cfg: TrainConfig, data_dir: str | None = None, default_
 class Example:
     ids: list[int]
     category: int  # conditioning category (lm) or label (classify); 0 when unconditional
-    style: int = 0  # poet style (poems/styles.py); 0 = any, and for models without styles
+    style: int = 0  # poet style (styles.py); 0 = any, and for models without styles
 
 
 def encode(samples: list[Sample], tokenizer: Tokenizer, categories: list[str], max_len: int = 0,
@@ -59,7 +59,7 @@ def style_of(text: str, author: str | None, index: dict[str, int]) -> int:
     """The style a training poem is labelled with: its poet's (``index``: poet → style), or 0,
     ``any``. ``any`` learns from every poet left out and from one in ``ANY_SHARE`` of the listed
     poets' poems, picked by a hash of the text (stable across runs and resumes), so that it stays
-    the whole corpus's voice rather than the voice of the poets left out (``poems.styles``)."""
+    the whole corpus's voice rather than the voice of the poets left out (``styles``)."""
     if author not in index:
         return 0
     if int(hashlib.sha1(text.encode()).hexdigest()[:8], 16) % ANY_SHARE == 0:

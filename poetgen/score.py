@@ -51,8 +51,8 @@ from poetgen.checkpoint import Checkpoint
 from poetgen.corpora import serves
 from poetgen.data import pad
 from poetgen.errors import PoetgenError, unknown
-from poetgen.poems.styles import style_index
-from poetgen.poems.text import WIDTH_NAME, clean_marks, detect_form, nearest_form, split_lines
+from poetgen.styles import style_index
+from poetgen.verse import WIDTH_NAME, clean_marks, detect_form, nearest_form, split_lines
 from poetgen.vocab import BOS, PAD, SentencePieceVocab
 
 MIXTURE = "*"  # category=MIXTURE: score every line under the equal-weight mixture of all categories
@@ -179,7 +179,7 @@ def score_lines(
 
     ``category``: a category of a conditional model to use for every line, or ``MIXTURE``; None
     picks per line (poem form from the text, else the mixture). ``style``: a poet of a styled poem
-    model to condition every line on (None: any; see ``poems.styles``). Raises PoetgenError (code 2) at
+    model to condition every line on (None: any; see ``poetgen.styles``). Raises PoetgenError (code 2) at
     once for a classifier checkpoint or a bad category, and while iterating for binary text or
     input with no non-blank line.
     """

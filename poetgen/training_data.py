@@ -13,14 +13,15 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
+from poetgen.augment import augmented
 from poetgen.checkpoint import seen_tensor
 from poetgen.config import TrainConfig
 from poetgen.corpora import CORPORA, Corpus, Sample, serves
 from poetgen.data import Example, encode
 from poetgen.errors import PoetgenError
 from poetgen.model import ModelConfig, default_cutoffs
-from poetgen.poems.styles import style_table
-from poetgen.poems.text import split_lines
+from poetgen.styles import style_table
+from poetgen.verse import split_lines
 from poetgen.vocab import Tokenizer, build_tokenizer, tokenizer_from_dict
 
 
@@ -55,8 +56,6 @@ def training_samples(cfg: TrainConfig, corpus: Corpus) -> list[Sample]:
     train = corpus.split("train")
     if not cfg.augment:
         return train
-    from poetgen.names.augment import augmented
-
     return augmented(train, [s.text for split in ("val", "test") for s in corpus.split(split)])
 
 

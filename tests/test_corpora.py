@@ -10,7 +10,7 @@ import pytest
 
 from poetgen.corpora import clean_poem, corpus_info, load_corpus, normalize_name
 from poetgen.errors import PoetgenError
-from poetgen.poems.text import poem_form
+from poetgen.verse import poem_form
 
 
 def test_notes_are_stripped_one_at_a_time_not_greedily():

@@ -17,7 +17,7 @@ import pytest
 from rich.console import Console
 
 from poetgen.checkpoint import load_checkpoint
-from poetgen.poems.text import is_cjk
+from poetgen.verse import is_cjk
 from tests.cli_run import (
     ENV,
     build_the_command_once,  # noqa: F401  (a fixture: applies to this module)

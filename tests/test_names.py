@@ -355,7 +355,7 @@ def test_generator_evaluation_has_sane_metrics(gen_ck: Checkpoint, cls_ck: Check
 
 
 def test_spelling_variants_are_forms_the_language_has() -> None:
-    from poetgen.names.augment import variants
+    from poetgen.augment import variants
 
     assert variants("Ivanov", "Russian") == ["Ivanova"]
     assert variants("Dostoevsky", "Russian") == ["Dostoevskaya"]
@@ -367,8 +367,8 @@ def test_spelling_variants_are_forms_the_language_has() -> None:
 
 
 def test_variants_are_capped_and_never_a_held_out_name() -> None:
+    from poetgen.augment import augmented
     from poetgen.corpora import Sample
-    from poetgen.names.augment import augmented
 
     names = ("Dvořák", "Novák", "Král", "Beneš", "Hájek", "Fiala", "Zeman", "Kolář")
     train = [Sample(n, "Czech") for n in names]

@@ -26,9 +26,9 @@ from poetgen.errors import PoetgenError
 from poetgen.poems import prosody
 from poetgen.poems.check import check_poem
 from poetgen.poems.evaluate import bigram_perplexity, evaluate_poems, heldout_perplexity
-from poetgen.poems.text import FORMS, is_cjk
 from poetgen.poems.write import Poem, write_poems
 from poetgen.sample import Sampling
+from poetgen.verse import FORMS, is_cjk
 from poetgen.vocab import BOS
 from tests.conftest import TINY_POEMS
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from poetgen.errors import PoetgenError
 from poetgen.poems.check import check_poem, rhyme_rate
 from poetgen.poems.prosody import PINGSHUI_TSV, SCHEMES, table
-from poetgen.poems.text import FORMS, LINE_BREAKS, detect_form, split_lines
+from poetgen.verse import FORMS, LINE_BREAKS, detect_form, split_lines
 
 JINGYESI_S = "床前明月光，疑是地上霜。举头望明月，低头思故乡。"
 JINGYESI_T = "床前明月光，疑是地上霜。舉頭望明月，低頭思故鄉。"

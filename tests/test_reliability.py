@@ -36,8 +36,8 @@ from poetgen.config import TrainConfig
 from poetgen.corpora import ALLOWED, clean_poem, normalize_name, to_script
 from poetgen.errors import PoetgenError
 from poetgen.model import ModelConfig
-from poetgen.poems.text import LINE_END
 from poetgen.train import Trainer
+from poetgen.verse import LINE_END
 from poetgen.vocab import SPECIALS, UNK, CharVocab, tokenizer_from_dict
 
 RUNNER = CliRunner()

@@ -15,10 +15,10 @@ from poetgen.cli import app
 from poetgen.corpora import Sample, load_corpus
 from poetgen.data import ANY_SHARE, style_of
 from poetgen.errors import PoetgenError
-from poetgen.poems.styles import ANY, find_style, style_table
 from poetgen.poems.write import write_poems
 from poetgen.sample import Sampling
 from poetgen.score import score_lines
+from poetgen.styles import ANY, find_style, style_table
 
 POETS = ["李白", "劉禹錫", "無名氏"]  # traditional, as the archive spells them; the last is no poet
 

@@ -28,7 +28,7 @@ from safetensors.torch import save_file
 
 from poetgen.corpora import load_corpus
 from poetgen.paths import PACKAGE
-from poetgen.poems.text import split_lines
+from poetgen.verse import split_lines
 
 OUT = PACKAGE / "tables" / "duizhang.safetensors"
 MIDDLE = ((2, 3), (4, 5))

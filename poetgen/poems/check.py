@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from poetgen.poems.duizhang import PARALLEL, pair_table
 from poetgen.poems.forms import TABLE, Form
 from poetgen.poems.prosody import LEVEL, OBLIQUE, RhymeTable, table
-from poetgen.poems.text import EVEN_LINE_MARKS, ODD_LINE_MARKS, detect_form, segments, split_lines
+from poetgen.verse import EVEN_LINE_MARKS, ODD_LINE_MARKS, detect_form, segments, split_lines
 
 # 1-based positions whose tones must alternate (二四六分明) and obey 对/粘 between lines.
 KEY_POSITIONS = (2, 4, 6)

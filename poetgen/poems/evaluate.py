@@ -24,9 +24,9 @@ from poetgen.evaluate import checkpoint_corpus
 from poetgen.poems.check import check_poem
 from poetgen.poems.masks import vocab_masks
 from poetgen.poems.plan import check_form, model_script
-from poetgen.poems.text import FORMS, is_cjk
 from poetgen.poems.write import MAX_POEMS, POEM_TEMPERATURE, Poem, write_poems
 from poetgen.sample import Sampling
+from poetgen.verse import FORMS, is_cjk
 from poetgen.vocab import BOS, EOS
 
 PREFIX_PROMPTS = ("青山", "明月", "春风", "秋水", "白云", "孤舟", "故人", "江南")
@@ -183,7 +183,7 @@ def heldout_perplexity(ck: Checkpoint, corpus_samples: Sequence[Sample], batch_s
     a styled model, on the poet ``style`` for every sample (None: any)."""
     from poetgen.data import encode
     from poetgen.evaluate import lm_nll, perplexity
-    from poetgen.poems.styles import style_index
+    from poetgen.styles import style_index
 
     examples = encode(list(corpus_samples), ck.tokenizer, ck.categories)
     if style is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-WIDTH_NAME = {5: "五", 7: "七"}
+from poetgen.verse import FORMS, WIDTH_NAME
 
 
 @dataclass(frozen=True)
@@ -72,14 +72,12 @@ def _regulated(name: str, lines: int, width: int, repeats: int) -> Form:
                 parallel=parallel, pattern=pattern, repeats=repeats)
 
 
-TABLE: dict[str, Form] = {
-    "五绝": _regulated("五绝", 4, 5, 0),
-    "七绝": _regulated("七绝", 4, 7, 0),
-    "五律": _regulated("五律", 8, 5, 0),
-    "七律": _regulated("七律", 8, 7, 1),
+TABLE: dict[str, Form] = {  # the shapes are verse.FORMS, which the corpus and scoring read too
+    "五绝": _regulated("五绝", *FORMS["五绝"], 0),
+    "七绝": _regulated("七绝", *FORMS["七绝"], 0),
+    "五律": _regulated("五律", *FORMS["五律"], 0),
+    "七律": _regulated("七律", *FORMS["七律"], 1),
 }
-# name → (lines, width), the shape alone
-FORMS: dict[str, tuple[int, int]] = {name: form.shape for name, form in TABLE.items()}
 
 
 def verse_name(width: int, lines: int) -> str:

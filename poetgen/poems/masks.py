@@ -11,7 +11,7 @@ from torch import Tensor
 from poetgen.checkpoint import Checkpoint
 from poetgen.errors import PoetgenError
 from poetgen.poems import prosody
-from poetgen.poems.text import COMMA, ODD_LINE_MARKS, STOP, is_cjk
+from poetgen.verse import COMMA, ODD_LINE_MARKS, STOP, is_cjk
 
 
 class VocabMasks:

@@ -9,9 +9,9 @@ from dataclasses import dataclass, replace
 from poetgen.checkpoint import Checkpoint
 from poetgen.corpora import SCRIPTS, to_script
 from poetgen.errors import PoetgenError, bad_value, unknown
-from poetgen.poems.forms import FORMS, WIDTH_NAME, Form, form_of, verse_name
+from poetgen.poems.forms import Form, form_of, verse_name
 from poetgen.poems.masks import VocabMasks
-from poetgen.poems.text import ASCII_MARKS, COMMA, OTHER, STOP, TYPED_MARKS, nearest_form, verse_chars
+from poetgen.verse import ASCII_MARKS, COMMA, FORMS, OTHER, STOP, TYPED_MARKS, WIDTH_NAME, nearest_form, verse_chars
 
 AUTO = "auto"
 MAX_HEADS = 64  # acrostic lines

@@ -14,8 +14,8 @@ from poetgen.poems.decoder import Decoder, poem_rules
 from poetgen.poems.forms import form_of
 from poetgen.poems.masks import vocab_masks
 from poetgen.poems.plan import AUTO, model_script, normalise, plan_acrostic, plan_prefix, plan_theme
-from poetgen.poems.styles import style_index
 from poetgen.sample import Sampling
+from poetgen.styles import style_index
 
 MAX_POEMS = 1000
 MAX_CANDIDATES = 64

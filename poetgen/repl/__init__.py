@@ -32,10 +32,10 @@ from poetgen import __version__, paths
 from poetgen.corpora import SCRIPTS
 from poetgen.errors import PoetgenError, closest
 from poetgen.poems.prosody import SCHEMES
-from poetgen.poems.text import FORMS
 from poetgen.repl.commands import ALIASES, CLI_COMMANDS, COMMANDS, Quit, Usage, long_options
 from poetgen.repl.models import KIND_NAMES, KINDS, Models
 from poetgen.repl.settings import SETTINGS, Settings, shown
+from poetgen.verse import FORMS
 
 __all__ = ["COMMANDS", "Models", "Repl", "run_repl"]
 

@@ -9,7 +9,7 @@ from typing import Any
 from poetgen.corpora import SCRIPTS
 from poetgen.errors import PoetgenError, unknown
 from poetgen.poems.prosody import SCHEMES
-from poetgen.poems.text import FORMS, verse_chars
+from poetgen.verse import FORMS, verse_chars
 
 
 @dataclass

@@ -1,13 +1,18 @@
-"""Poem text rules, in one place: the marks that end lines, how text is split into lines and which
-form a poem has (the forms themselves are the table of ``forms.py``). Torch-free: corpus cleaning,
-scoring, the checker and the writer all read these."""
+"""Verse text rules, in one place: the marks that end lines, how text is split into lines and which
+of the four regulated shapes a poem has. Torch-free, and below the ``poems`` package because the
+corpus registry (which labels Tang poems by shape) and scoring read them as much as the checker
+and the writer do; the forms' full templates (rhyme, 平仄, 对仗) are ``poems/forms.py``."""
 
 from __future__ import annotations
 
 import re
 
-from poetgen.poems.forms import FORMS, WIDTH_NAME
+from poetgen.errors import PoetgenError
 
+WIDTH_NAME = {5: "五", 7: "七"}
+# The regulated forms by shape, name → (lines, width): the categories a Tang corpus labels its poems
+# with, and the shapes of the regulated entries of ``poems.forms.TABLE``.
+FORMS: dict[str, tuple[int, int]] = {"五绝": (4, 5), "七绝": (4, 7), "五律": (8, 5), "七律": (8, 7)}
 OTHER = "other"  # the category of verse in none of the four forms
 
 COMMA, STOP = "，", "。"
@@ -38,8 +43,6 @@ def verse_chars(text: str, what: str) -> str:
     text = "".join(ch for ch in text if ch == "\n" or not ch.isspace())
     bad = list(dict.fromkeys(ch for ch in text if not (ch == "\n" or ch in TYPED_MARKS or is_cjk(ch))))
     if bad:
-        from poetgen.errors import PoetgenError
-
         shown = ", ".join(repr(ch) for ch in bad[:5])
         raise PoetgenError(f"{what} may hold only Chinese characters and ，。？！； punctuation, not {shown}")
     return text

@@ -4,6 +4,8 @@ A styled model sees, beside the form, one of ``styles``: index 0 is ``any`` (no 
 particular), the others the corpus's most prolific named poets. ``any`` is learnt from the poems
 of every other poet plus a share of the listed poets' own (``data.style_of`` labels the training
 poems), so that it stays the whole corpus's voice rather than the voice of the poets left out.
+
+Below the ``poems`` package because training (``style_table``) and scoring read it as the writer does.
 """
 
 from __future__ import annotations
