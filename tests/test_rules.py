@@ -105,10 +105,15 @@ def test_first_line_ending_on_a_level_character_rhymes(vocab: VocabMasks) -> Non
     ends = allowed(vocab, FirstLine(rhyme), slot(vocab, FIVE, ["白日依山", "黄河入海流"], 0, 4))
     assert "尽" in ends and "愁" in ends and "光" not in ends  # 仄, or 平 in 尤; 光 (阳) would break it
     assert all(not level(ch) or RHYMES.level_groups(ch) & RHYMES.level_groups("流") for ch in ends)
+    # read both ways, with its 平 reading in 灰: a reader hears 回 off a 尤 rhyme
+    assert RHYMES.level_groups("回") and "回" not in ends
     # and a level first line fixes the group that the later rhyme lines keep
     at = slot(vocab, FIVE, ["白日依山光", "黄河入海"], 1, 4)
     ends = allowed(vocab, Rhyme(vocab, FIVE, [""] * 4), at)
     assert "霜" in ends and all(RHYMES.level_groups(ch) & RHYMES.level_groups("光") for ch in ends)
+    # so does a first line ending on a character also read 仄 (回: 灰 or 队): the reader hears 灰
+    ends = allowed(vocab, Rhyme(vocab, FIVE, [""] * 4), slot(vocab, FIVE, ["白日依山回", "黄河入海"], 1, 4))
+    assert "来" in ends and "流" not in ends
 
 
 def test_oblique_ends_on_odd_lines_after_the_first(vocab: VocabMasks) -> None:

@@ -76,8 +76,9 @@ class Mood(Rule):
 class Rhyme(Rule):
     """The rhyming lines end on level-tone (平) members of one group, never on a rhyme character
     used before (重韵). The group is open until the model picks the first rhyme character (or the
-    plan fixes one); a polyphonic character keeps all its groups. Line 1 ending on a sure 平
-    character counts as rhyming (首句入韵), so it narrows the group too (see ``FirstLine``).
+    plan fixes one); a polyphonic character keeps all its groups. Line 1 ending on a character
+    with a 平 reading counts as rhyming (首句入韵): a reader hears that reading, so it narrows the
+    group too (see ``FirstLine``).
 
     If the user's own rhyme character is oblique (仄), the poem follows it: its groups in any tone.
     Groups with too few members in the vocabulary to fill the poem are avoided.
@@ -116,8 +117,8 @@ class Rhyme(Rule):
                 continue
             ids = t.clamp(min=0)
             column = self.matrix[:, ids].T
-            if line == 0:  # line 1 narrows only when it ends on a sure 平 character
-                written &= self.vocab.tone[ids] == 0
+            if line == 0:  # line 1 narrows unless it ends on a sure 仄 character
+                written &= self.vocab.tone[ids] != 1
                 column = self.vocab.level[:, ids].T
             narrowed = cand & column
             keep = written & narrowed.any(-1)
@@ -139,9 +140,10 @@ class Rhyme(Rule):
 
 
 class FirstLine(Rule):
-    """首句: line 1 ends on a character with an oblique (仄) reading, or on a 平 character of a rhyme
+    """首句: line 1 ends on a character that is surely 仄, or on one with a 平 reading in a rhyme
     group still possible, so that a level ending always rhymes (Tang poems break this 0.3–2% of
-    the time; BENCHMARKS.md)."""
+    the time; BENCHMARKS.md). A character read both ways whose 平 reading lies in another group
+    (回 of 灰 before a 东 rhyme) is out: a reader hears the common 平 reading, off the rhyme."""
 
     def __init__(self, rhyme: Rhyme) -> None:
         self.rhyme = rhyme
@@ -151,7 +153,7 @@ class FirstLine(Rule):
             return logits
         v = self.rhyme.vocab
         rhymes = (self.rhyme.candidates(slot).float() @ v.level_f) > 0
-        return only(logits, v.oblique | rhymes)
+        return only(logits, (v.tone == 1) | rhymes)
 
 
 class ObliqueEnds(Rule):
