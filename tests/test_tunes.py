@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from poetgen.poems import cilin
+import pytest
+
+from poetgen.errors import PoetgenError
+from poetgen.poems import cilin, tunes
 
 
 def test_cilin_merges_level_and_oblique_groups_into_one_bu() -> None:
@@ -25,3 +28,43 @@ def test_cilin_ru_sheng_has_five_bu_of_its_own() -> None:
     assert cilin.bus("竹", cilin.RU) == {15} and cilin.bus("雪", cilin.RU) == {18}
     assert cilin.bu_name(19) == "第十九部" and cilin.bu_name(10) == "第十部" and cilin.bu_name(3) == "第三部"
     assert not cilin.readings("x")
+
+
+def test_short_tunes_have_their_known_structure() -> None:
+    assert tunes.form("浣溪沙").widths == (7, 7, 7, 7, 7, 7)
+    assert tunes.form("浣溪沙").marks == "。。。，。。"
+    assert tunes.form("鹧鸪天").widths == (7, 7, 7, 7, 3, 3, 7, 7, 7)
+    assert tunes.form("菩萨蛮").widths == (7, 7, 5, 5, 5, 5, 5, 5)
+
+
+def test_templates_know_where_a_tune_rhymes_and_in_which_tone() -> None:
+    huanxisha = tunes.form("浣溪沙")
+    assert huanxisha.rhyme_sets == ((0, 1, 2, 4, 5),)  # the 4th line (，) is the one that does not rhyme
+    assert huanxisha.rhyme_tones == "平平平.平平"
+    pusaman = tunes.form("菩萨蛮")  # it changes rhyme every couplet, 仄 then 平
+    assert pusaman.rhyme_sets == ((0, 1), (2, 3), (4, 5), (6, 7))
+    assert pusaman.rhyme_tones == "仄仄平平仄仄平平"
+    assert set(tunes.form("念奴娇").rhyme_tones) == {".", cilin.RU}  # a 入声 tune
+    xijiangyue = tunes.form("西江月")  # 平 and 仄 of one 部 in one set
+    assert xijiangyue.rhyme_tones == ".平平仄.平平仄" and len(xijiangyue.rhyme_sets) == 1
+    assert tunes.form("鹧鸪天").fixed[4] == "平仄仄"  # its first 3-character line is fixed
+
+
+def test_long_tunes_keep_their_variants_with_shares() -> None:
+    shuidiao = tunes.tune("水调歌头")
+    assert len(shuidiao.variants) >= 3 and shuidiao.poems >= 600
+    assert all(sum(f.widths) == 95 for f in shuidiao.variants)  # editors' line breaks, one length
+    assert [f.variant for f in shuidiao.variants] == list(range(1, len(shuidiao.variants) + 1))
+    assert shuidiao.variants[0].share >= shuidiao.variants[1].share >= 0.1
+    with pytest.raises(PoetgenError, match="variant of 水调歌头 must be between 1 and"):
+        tunes.form("水调歌头", 9)
+
+
+def test_unknown_and_rare_tunes_are_refused_in_one_line() -> None:
+    with pytest.raises(PoetgenError, match="unknown tune '浣沙溪'; nearest: 浣溪沙"):
+        tunes.tune("浣沙溪")
+    with pytest.raises(PoetgenError, match="tune 甘草子 has too few poems .* 20 needed"):
+        tunes.tune("甘草子")
+    listed = {row["tune"]: row for row in tunes.listing()}
+    assert listed["浣溪沙"]["poems"] >= 700 and listed["浣溪沙"]["variants"][0]["chars"] == 42
+    assert all(row["poems"] >= 20 for row in listed.values())
