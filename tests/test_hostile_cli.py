@@ -221,6 +221,26 @@ def test_a_language_given_twice_is_refused(models):
 
 
 # ---------------------------------------------------------------------------------------------
+# 15. --form 五古 is a promise: four heads make a four-line 古体, not a 五绝
+
+
+def test_an_acrostic_asked_as_gu_ti_is_written_and_labelled_gu_ti(models):
+    from poetgen.poems.forms import form_of
+
+    written = run("write", "春夏秋冬", "--acrostic", "--form", "五古", "--json", "--seed", "1", "--checkpoint",
+                  str(models["poems"]))
+    poem = json.loads(written.stdout)[0]
+    assert poem["form"] == "五古" and [line[0] for line in poem["lines"]] == list("春夏秋冬")
+    assert not form_of("五古", 5, 4).tones  # written free of the 平仄 pattern a 五绝 binds
+    shown = run("write", "春夏秋冬", "--acrostic", "--form", "五古", "--seed", "1", "--checkpoint",
+                str(models["poems"]))
+    assert shown.exit_code == 0 and "五古" in shown.stdout and "五绝" not in shown.stdout
+    assert "三平尾" not in shown.stdout  # a rule of regulated verse, which 古体 never promised
+    assert json.loads(run("write", "春夏秋冬", "--acrostic", "--json", "--seed", "1", "--checkpoint",
+                          str(models["poems"])).stdout)[0]["form"] == "七绝"  # no form asked: a 绝句 as before
+
+
+# ---------------------------------------------------------------------------------------------
 # 16. Messages say what is really wrong
 
 

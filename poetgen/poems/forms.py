@@ -31,22 +31,6 @@ class Form:
     # Tang poems of the form average 0.41 (五绝) 0.58 (七绝) 0.50 (五律) 0.97 (七律) (BENCHMARKS.md):
     # the budget keeps generated poems at or below that.
     repeats: int = 0
-    # A 词 (ci) tune, as ``tunes.py`` reads it from the templates learned from the Song ci; the
-    # defaults are a shi form's, whose rhyme and 平仄 are the fields above (a tune leaves ``rhyme``,
-    # ``oblique_ends``, ``pattern`` and ``parallel`` empty and ``first_line`` False).
-    tune: str = ""  # the 词牌 ("" for shi)
-    variant: int = 0  # the tune's variant, 1 its most common one
-    poems: int = 0  # training poems of this variant
-    share: float = 0.0  # its share of the tune's training poems
-    marks: str = ""  # the mark after each line, ，or 。 ("" for shi: ，。 alternate)
-    # Lines (0-based) whose last characters rhyme together, one 词林正韵 部 a set (菩萨蛮 has four).
-    rhyme_sets: tuple[tuple[int, ...], ...] = ()
-    # Per line, the tone its rhyme must read in: 平, 仄 (上声 or 去声) or 入 (入声); "." for a line
-    # that does not rhyme.
-    rhyme_tones: str = ""
-    # Per line, one mark per character: 平 or 仄 where the tune fixes it (absolute, not relative to
-    # a base as ``pattern`` is), "." where it is free.
-    fixed: tuple[str, ...] = ()
 
     def key(self, line: int, pos: int) -> int | None:
         """The pattern's mark at ``line``, ``pos`` (0-based): 0 or 1 relative to the base, None if free."""
@@ -101,16 +85,29 @@ def verse_name(width: int, lines: int) -> str:
     return WIDTH_NAME[width] + {4: "绝", 8: "律"}.get(lines, "古")
 
 
+def ancient_name(width: int) -> str:
+    """五古 or 七古: 古体 verse of lines of ``width``, whatever their number."""
+    return WIDTH_NAME[width] + "古"
+
+
+def ancient(width: int, lines: int) -> Form:
+    """古体 of ``lines`` lines, four and eight included: even lines rhyme, no 平仄 pattern binds."""
+    return Form(ancient_name(width), (width,) * lines, rhyme=tuple(range(1, lines, 2)),
+                oblique_ends=tuple(range(2, lines - 1, 2)), repeats=lines // 4)
+
+
 def free(width: int, lines: int) -> Form:
-    """古体 of any length (an acrostic of 5 or 9 heads): even lines rhyme, nothing else binds."""
-    name = verse_name(width, lines)
-    if name in TABLE:
-        return TABLE[name]
-    return Form(name, (width,) * lines, rhyme=tuple(range(1, lines, 2)), oblique_ends=tuple(range(2, lines - 1, 2)),
-                repeats=lines // 4)
+    """The form an acrostic of ``lines`` heads takes when none was asked for: the regulated one of
+    its shape (4 heads a 绝句, 8 a 律诗), else 古体 (5 or 9 heads)."""
+    return TABLE.get(verse_name(width, lines)) or ancient(width, lines)
 
 
 def form_of(name: str, width: int, lines: int) -> Form:
-    """The table's entry for ``name``, else 古体 of this shape."""
+    """The table's entry for ``name``; 古体 when ``name`` says 古 (a four-line 五古 asked for is
+    no 五绝: it keeps no 平仄 pattern); else the form of this shape."""
     form = TABLE.get(name)
-    return form if form is not None and form.shape == (lines, width) else free(width, lines)
+    if form is not None and form.shape == (lines, width):
+        return form
+    if width in WIDTH_NAME and name == ancient_name(width):
+        return ancient(width, lines)
+    return free(width, lines)

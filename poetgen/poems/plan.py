@@ -136,7 +136,7 @@ def plan_acrostic(ck: Checkpoint, vocab: VocabMasks, heads: str, form: str) -> P
 
     The line length comes from ``form`` (五.. → 5, 七.. → 7, auto → 7). An explicit regulated
     ``form`` must have one line per head: its shape is a promise, never quietly changed. 五古 and
-    七古 take any number of heads.
+    七古 take any number of heads, four and eight included, and stay 古体.
     """
     if form not in FREE_FORMS:
         check_form(form)
@@ -157,7 +157,9 @@ def plan_acrostic(ck: Checkpoint, vocab: VocabMasks, heads: str, form: str) -> P
         hint = f"; {n} heads fit {fits[0]}" if fits else f"; {n} heads fit {verse_name(width, n)}"
         raise bad_value("form", f"{form} has {FORMS[form][0]} lines, one per head, but {n} heads were given"
                         f" ({text}){hint}")
-    name = verse_name(width, n)
+    # 五古/七古 asked for is kept even where the heads would make a 绝句 or 律诗: the user chose
+    # verse free of the 平仄 pattern, and the label must say what was written.
+    name = form if form in FREE_FORMS else verse_name(width, n)
     marks_out = [_line_mark(i, None, i == n - 1) for i in range(n)]
     return Plan(name, width, list(text), marks_out, _category(ck, name, n, width))
 
