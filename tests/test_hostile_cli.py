@@ -289,8 +289,28 @@ def test_compare_says_nothing_is_ready_before_a_corpus_error(tmp_path: Path):
 
 
 def test_eval_names_its_option_as_typed(models):
+    from poetgen.cli.base import FLAGS
+    from poetgen.errors import PoetgenError
+    from poetgen.poems.evaluate import evaluate_poems
+
     one_error_line(run("eval", "--samples", "-5", "--checkpoint", str(models["classify"])), 2,
                    "--samples must be between 1 and 100000, got -5")
+    with pytest.raises(PoetgenError) as caught:  # the library's own check, as any front end reaching it spells it
+        evaluate_poems(load_checkpoint(models["poems"]), samples=-5)
+    assert caught.value.named(FLAGS) == "--samples must be between 1 and 100000, got -5"
+
+
+def test_a_start_is_quoted_as_it_was_typed(models):
+    from tests.conftest import TINY_NAMES
+
+    line = one_error_line(run("names", "Russian", "--start", "[bold]", "--checkpoint", str(models["names"])), 2,
+                          "--start '[bold]' has letters the model never saw: [ ]")
+    assert "[Bold]" not in line  # the case we fold it to is ours, not what was typed
+    long = (TINY_NAMES["Russian"][0].lower() * 30)[:30]  # letters the model knows, typed in lower case
+    one_error_line(run("names", "Russian", "--start", long, "--checkpoint", str(models["names"])), 2,
+                   f"--start '{long}' is not shorter than the maximum name length")
+    one_error_line(run("names", "Russian", "--start", "Ab\tc", "--checkpoint", str(models["names"])), 2,
+                   "never saw: U+0009")  # a tab is named, not shown as blank space
 
 
 # ---------------------------------------------------------------------------------------------

@@ -39,16 +39,22 @@ def _check_count(n: int) -> None:
         raise bad_value("n", f"must be between 1 and {MAX_NAMES}, got {n}")
 
 
+def _shown_letter(ch: str) -> str:
+    """A letter as an error shows it: a space, a tab or a control character would be invisible."""
+    return ch if ch.isprintable() and not ch.isspace() else f"U+{ord(ch):04X}"
+
+
 def _start_ids(ck: Checkpoint, start: str, max_len: int) -> tuple[str, list[int]]:
+    typed = start  # errors quote what the user typed: the case-folded form ('[Bold]') is ours, not theirs
     start = canonical_case(normalize_name(start)) if start.strip() else ""
     missing = ck.tokenizer.unknown(start)
     if missing:
         raise PoetgenError(
-            f"start '{start}' has letters the model never saw: {' '.join(missing)} "
+            f"start '{typed}' has letters the model never saw: {' '.join(map(_shown_letter, missing))} "
             "(names are written in the Latin alphabet)", param="start"
         )
     if len(start) >= max_len:
-        raise PoetgenError(f"start '{start}' is not shorter than the maximum name length {max_len}", param="start")
+        raise PoetgenError(f"start '{typed}' is not shorter than the maximum name length {max_len}", param="start")
     return start, ck.tokenizer.encode(start)
 
 

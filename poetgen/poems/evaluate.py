@@ -19,7 +19,7 @@ from torch import Tensor
 
 from poetgen.checkpoint import Checkpoint
 from poetgen.corpora import Corpus, Sample, serves, to_script
-from poetgen.errors import PoetgenError, unknown
+from poetgen.errors import PoetgenError, bad_value, unknown
 from poetgen.evaluate import checkpoint_corpus
 from poetgen.poems.check import check_poem
 from poetgen.poems.masks import vocab_masks
@@ -109,7 +109,7 @@ def evaluate_poems(
     if prompts not in PROMPT_KINDS:
         raise unknown("prompt kind", prompts, list(PROMPT_KINDS))
     if not 1 <= samples <= 100_000:
-        raise PoetgenError(f"samples must be between 1 and 100000, got {samples}")
+        raise bad_value("samples", f"must be between 1 and 100000, got {samples}")  # a front end names it as typed
     forms = list(forms) if forms is not None else [f for f in FORMS if not ck.categories or f in ck.categories]
     for form in forms:
         check_form(form)
