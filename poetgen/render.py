@@ -7,6 +7,7 @@ from rich.align import Align
 from rich.cells import cell_len
 from rich.columns import Columns
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.markup import escape
 from rich.measure import Measurement
 from rich.panel import Panel
 from rich.table import Table
@@ -98,7 +99,8 @@ def check_table(check: dict) -> Group:
     for _ in range(width + 1):
         chars.add_column(justify="center")
     colours = {"平": "cyan", "仄": "magenta", "?": "yellow", "": "dim"}
-    rhyme_positions = {i for i in range(1, len(check["lines"]), 2)}
+    ci = check.get("ci")
+    rhyme_positions = {r["line"] - 1 for r in ci["rhymes"]} if ci else set(range(1, len(check["lines"]), 2))
     for i, (line, tones) in enumerate(zip(check["lines"], check["tones"], strict=False)):
         last = "bold underline" if i in rhyme_positions else ""
         chars.add_row(f"{i + 1}", *[f"[{last}]{ch}[/]" if last and j == len(line) - 1 else ch
@@ -111,9 +113,12 @@ def check_table(check: dict) -> Group:
         rules.add_row(RULE_NAMES.get(key, key), mark(ok))
     for couplet in check.get("couplets", []):
         rules.add_row(_couplet_name(couplet), mark(couplet["parallel"]))
+    for label, ok in ci_rows(check):
+        rules.add_row(escape(label), "[dim]·[/]" if ok is None else mark(ok))
     facts = Text.from_markup(
-        f"form [bold]{check['form']}[/] · rhyme chars [bold]{''.join(check['rhyme_chars']) or '-'}[/] · "
-        f"group [bold]{group_name(check) or '-'}[/] · scheme {check.get('scheme', '')}"
+        f"form [bold]{escape(check['form'])}[/]{escape(ci_facts(check))} · rhyme chars "
+        f"[bold]{''.join(check['rhyme_chars']) or '-'}[/] · group [bold]{group_name(check) or '-'}[/] · "
+        f"scheme {check.get('scheme', '')}"
     )
     note = no_tones_note(check)
     return Group(facts, chars, rules, *([Text(note, style="yellow")] if note else []))
@@ -127,14 +132,39 @@ def no_tones_note(check: dict) -> str:
     return "no character here has a known tone: the tone rules had nothing to judge"
 
 
+def ci_facts(check: dict) -> str:
+    """` (variant 1 of 2, 97% of 744 poems: 7。7。7。7，7。7。)` after a ci's tune; "" for shi."""
+    ci = check.get("ci")
+    if not ci:
+        return ""
+    return (f" (variant {ci['variant']} of {ci['variants']}, {ci['share']:.0%} of the tune's poems: "
+            f"{ci['structure']})")
+
+
+def ci_rows(check: dict) -> list[tuple[str, bool | None]]:
+    """A ci's verdicts beside the rules: each rhyme line, then the fixed tones held and each broken one
+    (None: not judged, the character's reading unknown or unsure)."""
+    ci = check.get("ci")
+    if not ci:
+        return []
+    rows: list[tuple[str, bool | None]] = [
+        (f"rhyme line {r['line']} {r['char'] or '-'} ({r['want']})", r["ok"]) for r in ci["rhymes"]]
+    judged = [f for f in ci["fixed"] if f["ok"] is not None]
+    rows.append((f"fixed 平仄 held {sum(f['ok'] for f in judged)}/{len(judged)}", all(f["ok"] for f in judged)))
+    rows += [(f"line {f['line']} char {f['pos']} {f['char']} is {f['got']}, the tune wants {f['want']}", False)
+             for f in judged if not f["ok"]]
+    return rows
+
+
 def check_plain(check: dict) -> str:
     """The checker's findings as plain lines (narrow terminals): each line with its tones, then the rules."""
-    rows = [f"form {check['form']} · rhyme chars {''.join(check['rhyme_chars']) or '-'} · "
+    rows = [f"form {check['form']}{ci_facts(check)} · rhyme chars {''.join(check['rhyme_chars']) or '-'} · "
             f"group {group_name(check) or '-'} · scheme {check.get('scheme', '')}"]
     for i, (line, tones) in enumerate(zip(check["lines"], check["tones"], strict=False)):
         rows.append(f"{i + 1} {line} {''.join(t or '·' for t in tones)}")
     rows += [f"{RULE_NAMES.get(key, key)} {'✓' if ok else '✗'}" for key, ok in check["rules"].items()]
     rows += [f"{_couplet_name(c)} {'✓' if c['parallel'] else '✗'}" for c in check.get("couplets", [])]
+    rows += [f"{label} {'·' if ok is None else '✓' if ok else '✗'}" for label, ok in ci_rows(check)]
     return "\n".join([*rows, *([no_tones_note(check)] if no_tones_note(check) else [])])
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from poetgen.errors import PoetgenError
 from poetgen.poems import cilin, tunes
+from poetgen.poems.check import check_poem
 
 
 def test_cilin_merges_level_and_oblique_groups_into_one_bu() -> None:
@@ -63,8 +64,62 @@ def test_long_tunes_keep_their_variants_with_shares() -> None:
 def test_unknown_and_rare_tunes_are_refused_in_one_line() -> None:
     with pytest.raises(PoetgenError, match="unknown tune '浣沙溪'; nearest: 浣溪沙"):
         tunes.tune("浣沙溪")
-    with pytest.raises(PoetgenError, match="tune 甘草子 has too few poems .* 20 needed"):
+    with pytest.raises(PoetgenError, match=r"tune 甘草子 has too few poems .* 20 needed"):
         tunes.tune("甘草子")
     listed = {row["tune"]: row for row in tunes.listing()}
     assert listed["浣溪沙"]["poems"] >= 700 and listed["浣溪沙"]["variants"][0]["chars"] == 42
     assert all(row["poems"] >= 20 for row in listed.values())
+
+
+# Real ci of the test split (the templates are learned from the training split).
+REAL = {
+    "浣溪沙": "青杏园林著酒香。佳人初试薄罗裳。柳丝无力燕飞忙。乍雨乍晴花自落，闲愁闲闷日偏长。为谁消瘦减容光。",
+    "鹧鸪天": "已分江湖寄此生。长蓑短笠任阴晴。鸣桡细雨沧洲远，系舸斜阳画阁明。奇绝处，未忘情。几时还得去寻盟。"
+              "江妃定许捐双佩，渔父何劳笑独醒。",
+    "菩萨蛮": "愁人道酒能消解。元来酒是愁人害。对酒越思量。醉来还断肠。酒醒初梦破。梦破愁无那。干净不如休。"
+              "休时只恁愁。",
+    "水调歌头": "元日至人日，未有不阴时。新年叶气，无处人物不熙熙。万岁声从天下，一札恩随春到，光采动天鸡。寿域遍寰海，"
+                "直过雪山西。忆曾预，宣玉册，捧金卮。如今万里，魂梦空绕五云飞。想见大庭宫馆，重起三山楼观，双指赭黄衣。"
+                "此会古无有，何止古来稀。",
+}
+
+
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_check_recognises_a_real_ci_by_its_structure(name: str) -> None:
+    found = check_poem(REAL[name])
+    assert found.form == name and found.scheme == "cilin" and found.passed(), found.rules
+    assert all(r["ok"] is not False for r in found.ci["rhymes"]) and found.ci["fixed"]
+    assert found.to_dict()["ci"]["tune"] == name
+
+
+def test_check_reports_a_broken_ci() -> None:
+    text = REAL["菩萨蛮"].replace("思量", "思去").replace("能消解", "能消愁")  # two rhymes and a tone broken
+    found = check_poem(text)
+    assert found.form == "菩萨蛮" and found.rules["form"] and not found.rules["rhyme"]
+    broken = {r["line"] for r in found.ci["rhymes"] if r["ok"] is False}
+    assert broken >= {1, 3}
+    assert found.ci["sets"][1]["bu"] == "第二部"  # 肠 (阳) still names the set's 部; 去 (御) breaks it
+    too_long = check_poem(REAL["浣溪沙"].replace("柳丝", "柳丝柳"), tune="浣溪沙")
+    assert not too_long.rules["form"] and too_long.ci["tune"] == "浣溪沙"
+
+
+def test_check_keeps_shi_output_and_refuses_unknown_tunes() -> None:
+    shi = check_poem("床前明月光，疑是地上霜。举头望明月，低头思故乡。").to_dict()
+    assert shi["form"] == "五绝" and "ci" not in shi and shi["scheme"] == "pingshui"
+    with pytest.raises(PoetgenError, match="nearest: 浣溪沙"):
+        check_poem(REAL["浣溪沙"], tune="浣沙溪")
+    with pytest.raises(PoetgenError, match="shi form"):
+        check_poem(REAL["浣溪沙"], tune="七律")
+
+
+def test_check_command_names_the_tune_and_each_verdict() -> None:
+    import json
+
+    from tests.cli_run import one_error_line, run
+
+    found = json.loads(run("check", REAL["鹧鸪天"], "--json").stdout)
+    assert found["form"] == "鹧鸪天" and found["ci"]["variant"] == 1 and found["passed"]
+    text = run("check", REAL["菩萨蛮"].replace("思量", "思去")).stdout
+    assert "form 菩萨蛮 (variant 1 of" in text and "第十二部" in text
+    assert any("rhyme line 3 去 (平)" in line and "✗" in line for line in text.splitlines())
+    one_error_line(run("check", "--form", "浣沙溪", REAL["浣溪沙"]), 2, "unknown tune '浣沙溪'; nearest: 浣溪沙")

@@ -106,15 +106,17 @@ def write(
 def check(
     poem: Annotated[str, typer.Argument(help="The poem, lines ending in ，。？！；")],
     scheme: Annotated[str, typer.Option(help="pingshui (平水韵) or xinyun (中华新韵).")] = "pingshui",
+    form: Annotated[str | None, typer.Option(help="Check a ci as this tune (词牌); by default a ci's tune is "
+                                             "found from its structure.")] = None,
     as_json: Json = False,
 ) -> None:
-    """Form, per-character 平/仄, rhyme group and which rules a poem keeps."""
+    """Form, per-character 平/仄, rhyme group and which rules a poem (shi or ci) keeps."""
     from poetgen.poems.check import check_poem
     from poetgen.render import check_plain, check_table
 
     if not poem.strip():
         raise PoetgenError("the poem is empty")
-    result = check_poem(poem, scheme).to_dict()
+    result = check_poem(poem, scheme, form).to_dict()
     show(result, as_json, check_table, check_plain)
 
 

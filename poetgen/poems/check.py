@@ -8,6 +8,8 @@ import itertools
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
+from poetgen.errors import PoetgenError
+from poetgen.poems.cicheck import check_ci, read_as
 from poetgen.poems.duizhang import PARALLEL, pair_table
 from poetgen.poems.forms import TABLE, Form
 from poetgen.poems.prosody import LEVEL, OBLIQUE, RhymeTable, table
@@ -33,6 +35,12 @@ class PoemCheck:
     for the couplets a form wants parallel (律诗: 颔联, 颈联), the 对仗 score of each
     (``duizhang.py``), whether it reaches ``duizhang.PARALLEL`` and how many characters face
     themselves: a measure, not a rule (half the real Tang middle couplets reach it).
+
+    A 词 (ci) is read as its tune's variant (``cicheck.py``): ``form`` is the tune, ``scheme``
+    "cilin", ``rhyme_chars`` the ends of its rhyme lines, ``rhyme_group`` the 部 of the rhyme it
+    ends on, and the rules are "form", "punctuation", "rhyme" and "tone_pattern" (the tune's fixed
+    positions); ``ci`` holds the tune, the variant and the verdict of each rhyme line and each
+    fixed position (empty, and left out of ``to_dict``, for shi).
     """
 
     text: str
@@ -44,6 +52,7 @@ class PoemCheck:
     rules: dict[str, bool]
     scheme: str = "pingshui"
     couplets: list[dict] = field(default_factory=list)
+    ci: dict = field(default_factory=dict)
 
     def passed(self) -> bool:
         """True when every rule holds."""
@@ -51,7 +60,10 @@ class PoemCheck:
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (``passed`` included)."""
-        return {**asdict(self), "passed": self.passed()}
+        shown = asdict(self)
+        if not self.ci:
+            del shown["ci"]
+        return {**shown, "passed": self.passed()}
 
 
 def _punctuation_ok(text: str) -> bool:
@@ -161,8 +173,12 @@ def _couplets(form: Form | None, lines: list[str]) -> list[dict]:
     return out
 
 
-def check_poem(text: str, scheme: str = "pingshui") -> PoemCheck:
-    """Check form, punctuation, rhyme, tone pattern and the reader's rules of one poem under ``scheme``."""
+def check_poem(text: str, scheme: str = "pingshui", tune: str | None = None) -> PoemCheck:
+    """Check form, punctuation, rhyme, tone pattern and the reader's rules of one poem under ``scheme``;
+    a ci (text of a tune's structure, or of ``tune`` when named) against its tune's template."""
+    ci = _ci(text, scheme, tune)
+    if ci is not None:
+        return ci
     rhymes = table(scheme)
     lines = split_lines(text)
     name = detect_form(lines)
@@ -182,6 +198,27 @@ def check_poem(text: str, scheme: str = "pingshui") -> PoemCheck:
         "lone_level": not regulated or not any(lone_level(m) for i, m in enumerate(marks) if i in form.rhyme),
     }
     return PoemCheck(text, lines, name, marks, chars, group, rules, scheme, _couplets(form, lines))
+
+
+def _ci(text: str, scheme: str, tune: str | None) -> PoemCheck | None:
+    """The check of ``text`` as a ci, when ``tune`` names one or (unless it is shaped as a regulated
+    form) its structure is a tune's; else None."""
+    if tune is not None and tune in TABLE:
+        raise PoetgenError(f"{tune} is a shi form, which check finds from the text; --form names a tune (词牌)")
+    if tune is not None and scheme != "pingshui":
+        raise PoetgenError(f"a ci rhymes in the 词林正韵, which is read through the 平水韵: --scheme {scheme} applies "
+                           "to shi only")
+    parts = segments(text)
+    if scheme != "pingshui" or (tune is None and detect_form(split_lines(text)) in TABLE):
+        return None
+    form = read_as(parts, tune)
+    if form is None:
+        return None
+    found = check_ci(form, parts)
+    rhymes = table("pingshui")
+    chars = [r["char"] for r in found.rhymes if r["char"]]
+    return PoemCheck(text, found.lines, form.tune, [[rhymes.tone_mark(ch) for ch in line] for line in found.lines],
+                     chars, found.group, found.rules, "cilin", ci=found.details())
 
 
 def rhyme_rate(poems: list[str], scheme: str = "pingshui", rule: str = "rhyme") -> float:

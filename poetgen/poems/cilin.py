@@ -91,6 +91,17 @@ def bus(ch: str, tone: str | None = None) -> set[int]:
     return {bu for t, bu in readings(ch) if tone is None or t == tone}
 
 
+def bus_wide(ch: str, tone: str | None = None) -> set[int]:
+    """``bus``, with a character of a split group in both halves' 部: the Song poets often rhymed the
+    平水韵 group whole (晏殊's 浣溪沙 rhymes 杯 台 回 来 徊, of 第三部 and 第五部), so the checker
+    accepts that; a writer should keep to ``bus``."""
+    out = bus(ch, tone)
+    for group in table("pingshui").groups(ch):
+        if group[-1] in SPLIT_GROUPS and (tone is None or tone_class(group) == tone):
+            out |= {bu for bu, rhymes in BU.items() if group[-1] in rhymes}
+    return out
+
+
 def tone_classes(ch: str) -> set[str]:
     """Subset of {平, 上去, 入}: the tone classes ``ch`` is read in."""
     return {t for t, _ in readings(ch)}

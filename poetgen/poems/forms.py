@@ -4,8 +4,9 @@ falls, whether the 平仄 pattern binds, which couplets must be parallel (对仗
 characters a poem may carry. Torch-free.
 
 The four regulated forms are entries of ``TABLE``; acrostics of other lengths are 古体 (``free``),
-built on demand. A new form (a 词 tune, say) is a new entry, not new code, as long as its lines
-are of one length; tunes with lines of several lengths need the decoder to read ``widths``.
+built on demand. The 词牌 are ``Form`` entries too, built by ``tunes.py`` from the templates
+learned from the Song ci; their lines, marks, rhyme sets and fixed tones are the fields below
+``repeats``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,23 @@ class Form:
     # Tang poems of the form average 0.41 (五绝) 0.58 (七绝) 0.50 (五律) 0.97 (七律) (BENCHMARKS.md):
     # the budget keeps generated poems at or below that.
     repeats: int = 0
+    # A 词 (ci) tune, as ``tunes.py`` reads it from the templates learned from the Song ci; the
+    # defaults are a shi form's, whose rhyme and 平仄 are the fields above (a tune leaves ``rhyme``,
+    # ``oblique_ends``, ``pattern`` and ``parallel`` empty and ``first_line`` False).
+    tune: str = ""  # the 词牌 ("" for shi)
+    variant: int = 0  # the tune's variant, 1 its most common one
+    poems: int = 0  # training poems of this variant
+    share: float = 0.0  # its share of the tune's training poems
+    marks: str = ""  # the mark after each line, ，or 。 ("" for shi: ，。 alternate)
+    # Lines (0-based) whose last characters rhyme together, one 词林正韵 部 a set (菩萨蛮 has four).
+    rhyme_sets: tuple[tuple[int, ...], ...] = ()
+    # Per line, the tone of its rhyme: 平, 仄 (most of the tune's poems rhyme there in 上声 or 去声)
+    # or 入 (most in 入声); "." for a line that does not rhyme. The checker takes 上去 or 入 for
+    # either of the last two, a set's one 部 keeping 入声 with 入声; a writer should follow them.
+    rhyme_tones: str = ""
+    # Per line, one mark per character: 平 or 仄 where the tune fixes it (absolute, not relative to
+    # a base as ``pattern`` is), "." where it is free.
+    fixed: tuple[str, ...] = ()
 
     def key(self, line: int, pos: int) -> int | None:
         """The pattern's mark at ``line``, ``pos`` (0-based): 0 or 1 relative to the base, None if free."""
