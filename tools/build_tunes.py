@@ -7,7 +7,7 @@ rules:
 * **Structure.** A poem's structure is its lines (the text between ，and 。) and their lengths. A
   *variant* is one sequence of line lengths; its mark after each line (，or 。) is the one most of
   its poems put there (they agree 97–100%). Kept: the variants holding ≥ 10% of the tune's poems,
-  and up to the top three with ≥ 5 poems and ≥ 2%; the most common one always.
+  and up to the top five with ≥ 5 poems and ≥ 2%; the most common one always.
 * **Rhyme.** Line ends are read in the 词林正韵 (``poetgen.poems.cilin``). Two line ends *agree* in a
   poem when they share a 部; two lines of a variant rhyme together when their ends agree in ≥ 50%
   of the variant's poems where both are known, and in at least 4 (unrelated lines agree 5–15% of
@@ -44,8 +44,8 @@ from poetgen.poems.prosody import LEVEL, OBLIQUE, table
 
 OUT = Path(__file__).resolve().parent.parent / "poetgen" / "tables" / "tunes.json"
 MIN_POEMS = 20  # training poems a tune needs to get a template
-# Variants kept: those with ≥ 10% of the tune's poems, and the top 3 with ≥ 5 poems and ≥ 2%.
-MIN_SHARE, TOP, TOP_MIN, TOP_SHARE = 0.10, 3, 5, 0.02
+# Variants kept: those with ≥ 10% of the tune's poems, and the top 5 with ≥ 5 poems and ≥ 2%.
+MIN_SHARE, TOP, TOP_MIN, TOP_SHARE = 0.10, 5, 5, 0.02
 RHYME_AGREE, RHYME_MIN = 0.5, 4  # two line ends rhyme when they share a 部 in half the poems, and in ≥ 4
 FIXED, FIXED_MIN = 0.8, 5  # a position is fixed when this share of ≥ FIXED_MIN sure tones agree
 LINE = re.compile(r"([^，。]+)([，。])")
