@@ -23,6 +23,13 @@ def test_cilin_splits_hui_jia_yuan_by_character() -> None:
     assert cilin.bus("话") == {10} and cilin.bus("外") == {5}  # 卦 and 泰, the 去 halves
 
 
+def test_cilin_lists_the_rhymes_of_a_bu_by_tone() -> None:
+    level = cilin.members(7, cilin.PING)
+    assert {"山", "天", "言", "寒"} <= level and "门" not in level and "晚" not in level
+    assert "晚" in cilin.members(7, cilin.SHANGQU) and "雪" in cilin.members(18, cilin.RU)
+    assert not cilin.members(1, cilin.RU)
+
+
 def test_cilin_ru_sheng_has_five_bu_of_its_own() -> None:
     assert cilin.readings("月") == {(cilin.RU, 18)}
     assert cilin.readings("石") == {(cilin.RU, 17)}

@@ -91,6 +91,23 @@ def bus(ch: str, tone: str | None = None) -> set[int]:
     return {bu for t, bu in readings(ch) if tone is None or t == tone}
 
 
+@functools.cache
+def _members() -> dict[tuple[int, str], frozenset[str]]:
+    out: dict[tuple[int, str], set[str]] = {}
+    rhymes = table("pingshui")
+    for group in rhymes.group_names():
+        for ch in rhymes.members(group):
+            for tone, bu in readings(ch):
+                out.setdefault((bu, tone), set()).add(ch)
+    return {key: frozenset(chars) for key, chars in out.items()}
+
+
+def members(bu: int, tone: str) -> frozenset[str]:
+    """The characters (both scripts) with a reading in ``bu`` and tone class ``tone`` (平, 上去, 入):
+    what a writer may end a rhyme line on. Empty for a 部 that has no such tone (入 of 第一部)."""
+    return _members().get((bu, tone), frozenset())
+
+
 def bus_wide(ch: str, tone: str | None = None) -> set[int]:
     """``bus``, with a character of a split group in both halves' 部: the Song poets often rhymed the
     平水韵 group whole (晏殊's 浣溪沙 rhymes 杯 台 回 来 徊, of 第三部 and 第五部), so the checker
