@@ -79,6 +79,25 @@ def test_a_forty_thousand_character_mood_for_ten_poems_is_bounded(models):
     assert peak < 1_500_000, f"{peak} KiB"  # 3.2 GB tried before the mood was fed in windows
 
 
+def test_a_mood_is_read_once_for_all_the_poems(models, monkeypatch):
+    from poetgen.poems.write import write_poems
+    from poetgen.sample import Sampling
+
+    ck = load_checkpoint(models["poems"])
+    chars = vocabulary(models)[:40]
+    mood = (chars * 100)[:4000]
+    fed = []
+    real = type(ck.model).features
+
+    def counted(self, tokens, *args, **kwargs):  # the real model runs; only the tokens it reads are counted
+        fed.append(tokens.numel())
+        return real(self, tokens, *args, **kwargs)
+
+    monkeypatch.setattr(type(ck.model), "features", counted)
+    write_poems(ck, chars[:2], n=10, mood=mood, sampling=Sampling(seed=1))
+    assert sum(fed) < 3 * len(mood)  # time grows with the mood, not with the mood × the poems (10× before)
+
+
 # ---------------------------------------------------------------------------------------------
 # 6. Labels from a checkpoint are text, never Rich markup
 
