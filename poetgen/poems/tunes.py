@@ -120,5 +120,7 @@ def match(widths: tuple[int, ...], marks: str) -> Form | None:
         return max(exact, key=lambda f: (marks_fit(f.marks, marks), f.poems))
     if uniform:
         return None
-    best = max(forms, key=lambda f: (_alike(f, widths), f.poems))
-    return best if _alike(best, widths) >= FUZZY else None
+    # The bound from the line counts alone leaves out every variant far from the text at once.
+    near = [f for f in forms if difflib.SequenceMatcher(None, f.widths, widths).real_quick_ratio() >= FUZZY]
+    best = max(near, key=lambda f: (_alike(f, widths), f.poems), default=None)
+    return best if best is not None and _alike(best, widths) >= FUZZY else None
