@@ -74,8 +74,13 @@ def nearest(name: str, n: int = 5) -> list[str]:
 
 
 def tune(name: str) -> Tune:
-    """The tune called ``name``; a tune with too few poems, or an unknown one, is a one-line error."""
+    """The tune called ``name`` (in either script: 鷓鴣天 is 鹧鸪天); a tune with too few poems, or an
+    unknown one, is a one-line error."""
     table, few, threshold = _table()
+    if name not in table and name not in few:
+        from poetgen.corpora import to_script
+
+        name = to_script(name, "simplified")  # the corpus, and so the table, is simplified
     if name in table:
         return table[name]
     if name in few:
