@@ -38,9 +38,9 @@ from torch import Tensor, nn
 from poetgen.checkpoint import bundled_checkpoint, load_for
 from poetgen.corpora import Sample, load_corpus
 from poetgen.data import encode
+from poetgen.defaults import NAME_TEMPERATURE
 from poetgen.evaluate import classification_report, classifier_predictions
 from poetgen.names.evaluate import evaluate_generator
-from poetgen.names.generate import DEFAULT_TEMPERATURE
 from poetgen.sample import Sampling
 
 TARGET_ACCURACY = 0.83
@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generator", help="names LM checkpoint (default: the shipped one)")
     parser.add_argument("--classifier", help="classifier checkpoint for agreement (default: the shipped one)")
     parser.add_argument("--samples", type=int, default=200, help="generated names per language")
-    parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
+    parser.add_argument("--temperature", type=float, default=NAME_TEMPERATURE)
     parser.add_argument("--seed", type=int, default=0)
     # poetgen classifier settings other than the preset's (the LR schedule spans --epochs)
     parser.add_argument("--epochs", type=int)

@@ -53,6 +53,7 @@ import torch
 
 from poetgen.checkpoint import load_for
 from poetgen.corpora import load_corpus
+from poetgen.defaults import POEM_CANDIDATES, POEM_TEMPERATURE
 from poetgen.poems.evaluate import (
     bigram_perplexity,
     evaluate_poems,
@@ -62,7 +63,7 @@ from poetgen.poems.evaluate import (
 )
 from poetgen.poems.fluency import FluencyJudge
 from poetgen.poems.plan import model_script
-from poetgen.poems.write import DEFAULT_CANDIDATES, POEM_TEMPERATURE, write_poems
+from poetgen.poems.write import write_poems
 from poetgen.sample import Sampling
 from poetgen.verse import FORMS, OTHER
 
@@ -118,7 +119,7 @@ def main() -> None:
         themes(ck, corpus.split("train"), args.forms, args.theme_sets, sampling)
     if args.fluency_samples:
         print()
-        ks = args.candidates or sorted({1, DEFAULT_CANDIDATES})
+        ks = args.candidates or sorted({1, POEM_CANDIDATES})
         fluency(ck, args.data_dir, real, args.forms, args.fluency_samples, ks, args.seed)
     if ck.styles:
         print()

@@ -28,21 +28,21 @@ from torch import Tensor
 
 from poetgen.checkpoint import Checkpoint
 from poetgen.config import check_seed
+from poetgen.defaults import TEXT_TEMPERATURE, TOP_K, TOP_P
 from poetgen.errors import PoetgenError, bad_value
 from poetgen.vocab import BOS, EOS, PAD, UNK
 
 # Below this temperature sampling is greedy in all but name, and dividing by it would overflow
 # float32 logits to inf (NaN after softmax): such temperatures are decoded greedily.
 GREEDY_BELOW = 1e-3
-DEFAULT_TEMPERATURE = 0.8  # free text and poems
 FEED_WINDOW = 512  # tokens fed to the model at once
 
 
 @dataclass
 class Sampling:
     temperature: float | None = None  # None: the task's own default (``resolved``); 0: greedy
-    top_k: int = 0
-    top_p: float = 1.0
+    top_k: int = TOP_K
+    top_p: float = TOP_P
     seed: int | None = None
 
     @property
@@ -58,7 +58,7 @@ class Sampling:
 
     def validate(self) -> Sampling:
         if self.temperature is None:
-            return replace(self, temperature=DEFAULT_TEMPERATURE).validate()
+            return replace(self, temperature=TEXT_TEMPERATURE).validate()
         if not math.isfinite(self.temperature) or self.temperature < 0:
             raise bad_value("temperature", f"must be a number >= 0 (0 = greedy), got {self.temperature}")
         if self.top_k < 0:
@@ -244,7 +244,7 @@ def generate(
     sampling: Sampling | None = None,
 ) -> list[str]:
     """Free-running sampling of ``n`` sequences in one batch, each stopping at ``<eos>``."""
-    sampling = (sampling or Sampling()).resolved(DEFAULT_TEMPERATURE)
+    sampling = (sampling or Sampling()).resolved(TEXT_TEMPERATURE)
     g = sampling.generator()
     cats = torch.full((n,), category, dtype=torch.long) if category is not None else None
     stepper = Stepper(ck, n, cats)

@@ -170,8 +170,6 @@ def load_model(kind: str, checkpoint: Path | None) -> Any:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-SAMPLING = "Sampling"
-FORM = "Form and rhyme"
 MODEL = "Model"
 OPTIM = "Optimisation"
 DATA = "Data"
@@ -193,17 +191,6 @@ CorpusScript = Annotated[str, typer.Option(help="simplified or traditional (poem
 CheckpointOpt = Annotated[Path | None, typer.Option("--checkpoint", "-c", parser=path_value,
                                                     help="A checkpoint file or run folder "
                                                     "(default: the model shipped with poetgen).")]
-Temp = Annotated[float | None, typer.Option("--temp", "--temperature", help="Sampling temperature (0 = greedy; "
-                                           "default 0.8 for poems, 0.9 for names).",
-                                     rich_help_panel=SAMPLING)]
-TopK = Annotated[int | None, typer.Option("--top-k", help="Keep the k most likely tokens (0 = off, the default).",
-                                   rich_help_panel=SAMPLING)]
-TopP = Annotated[float | None, typer.Option("--top-p", help="Nucleus sampling mass in (0, 1] (1 = off, the default).",
-                                     rich_help_panel=SAMPLING)]
-Seed = Annotated[int | None, typer.Option("--seed", help="Random seed: the same seed gives the same output.",
-                                          rich_help_panel=SAMPLING)]
-Greedy = Annotated[bool, typer.Option("--greedy", help="Always take the most likely token (ignores --temp).",
-                                      rich_help_panel=SAMPLING)]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 Threads = Annotated[int | None, typer.Option("--threads", help="Torch CPU threads for training (default: "
                                             "$POETGEN_THREADS, else half the cores this process may use, 1 to 4).")]

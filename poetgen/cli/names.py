@@ -13,12 +13,7 @@ import typer
 from poetgen.cli import base
 from poetgen.cli.base import (
     CheckpointOpt,
-    Greedy,
     Json,
-    Seed,
-    Temp,
-    TopK,
-    TopP,
     app,
     busy,
     finite,
@@ -28,6 +23,8 @@ from poetgen.cli.base import (
     sampling_of,
     show,
 )
+from poetgen.cli.options import Greedy, Guidance, NameCount, NameTemp, Novel, Rerank, Seed, TopK, TopP
+from poetgen.defaults import CLASSIFY_TOP
 from poetgen.errors import PoetgenError
 
 # ---------------------------------------------------------------------------------------------
@@ -40,19 +37,16 @@ def names(
     language: Annotated[str | None, typer.Argument(help="The language, as --lang.", show_default=False)] = None,
     lang: Annotated[str | None, typer.Option("--lang", "-l", help="Language (case-insensitive, prefix ok) or 'all' "
                                              "(the default).", show_default=False)] = None,
-    num: Annotated[int | None, typer.Option("--num", "-n", help="How many names (default 10; 3 per language "
-                                            "with --lang all).")] = None,
+    num: NameCount = None,
     start: Annotated[str, typer.Option(help="Force the first letters.")] = "",
-    novel: Annotated[bool, typer.Option("--novel", help="Only names not in the training data.")] = False,
-    temp: Temp = None,
+    novel: Novel = False,
+    temp: NameTemp = None,
     top_k: TopK = None,
     top_p: TopP = None,
     seed: Seed = None,
     greedy: Greedy = False,
-    guidance: Annotated[float | None, typer.Option(
-        help="Push each letter towards the language (0 = plain sampling; default 3).")] = None,
-    rerank: Annotated[float | None, typer.Option(
-        help="Prefer whole names that read as the language (0 = off; default 4).")] = None,
+    guidance: Guidance = None,
+    rerank: Rerank = None,
     checkpoint: CheckpointOpt = None,
     as_json: Json = False,
 ) -> None:
@@ -92,8 +86,8 @@ def classify(
     = None,
     file: Annotated[Path | None, typer.Option("--file", "-f", parser=path_value,
                                               help="Read names from a file, one per line.")] = None,
-    top: Annotated[int | None, typer.Option(help="How many languages to show per name (default 3; 1 in the TSV "
-                                            "that --file and '-' stream).", show_default=False)] = None,
+    top: Annotated[int | None, typer.Option(help=f"How many languages to show per name (default {CLASSIFY_TOP}; 1 in "
+                                            "the TSV that --file and '-' stream).", show_default=False)] = None,
     checkpoint: CheckpointOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON: one document, or with "
                                           "--file or '-' JSON Lines (one object per name, as it is read).")]
@@ -112,7 +106,7 @@ def classify(
     source = _name_source(names_ or [], file)
     ck = load_model("classify", checkpoint)
     streaming = file is not None or names_ == ["-"]
-    shown = top if top is not None else 1 if streaming and not as_json else 3
+    shown = top if top is not None else 1 if streaming and not as_json else CLASSIFY_TOP
     predictions = classify_names(ck, source, top=min(shown, len(ck.categories)), lines=streaming)
     if as_json and streaming:  # JSON Lines: one result per input line, in bounded memory
         for p in predictions:

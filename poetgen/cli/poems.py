@@ -10,16 +10,10 @@ from rich.markup import escape
 
 from poetgen.cli import base
 from poetgen.cli.base import (
-    FORM,
     SESSION,
     CheckpointOpt,
     DataDir,
-    Greedy,
     Json,
-    Seed,
-    Temp,
-    TopK,
-    TopP,
     app,
     busy,
     emit_json,
@@ -30,6 +24,23 @@ from poetgen.cli.base import (
     sampling_of,
     show,
 )
+from poetgen.cli.options import (
+    FORM,
+    AllowCopies,
+    AllowRepeats,
+    Candidates,
+    CheckScheme,
+    Form,
+    Greedy,
+    PoemCount,
+    PoemTemp,
+    Rhyme,
+    RhymeScheme,
+    Seed,
+    TopK,
+    TopP,
+)
+from poetgen.defaults import RHYME_SCHEME
 from poetgen.errors import PoetgenError
 
 # ---------------------------------------------------------------------------------------------
@@ -42,35 +53,26 @@ def write(
     prefix: Annotated[str, typer.Argument(help="Opening characters (or acrostic heads with --acrostic).")] = "",
     acrostic: Annotated[bool, typer.Option("--acrostic", help="One head character per line (藏头诗).",
                                            rich_help_panel=FORM)] = False,
-    form: Annotated[str | None, typer.Option(help="五绝, 七绝, 五律, 七律 or auto (the default); acrostics of any "
-                                             "length also 五古 or 七古.",
-                                             rich_help_panel=FORM)] = None,
+    form: Form = None,
     theme: Annotated[str | None, typer.Option(help="Keywords every poem holds, one per line: 秋,月,思乡 (1–2 "
                                               "characters each).", rich_help_panel=FORM)] = None,
     style: Annotated[str | None, typer.Option(help="Write as this poet (李白, 杜甫 …); 'list' lists the model's "
                                               "poets.", rich_help_panel=FORM)] = None,
     mood: Annotated[str | None, typer.Option(help="Text fed to the model first to set the mood (not printed).",
                                              rich_help_panel=FORM)] = None,
-    rhyme: Annotated[bool | None, typer.Option("--rhyme/--no-rhyme", help="Force a 平 rhyme on the even lines "
-                                               "(the default).", rich_help_panel=FORM)] = None,
-    rhyme_scheme: Annotated[str | None, typer.Option(help="pingshui (平水韵, the default) or xinyun (中华新韵).",
-                                                     rich_help_panel=FORM)] = None,
-    allow_repeats: Annotated[bool, typer.Option("--allow-repeats", help="Allow repeats: a character twice in a line or "
-                                                "thrice in a poem, a two-character phrase twice.",
-                                                rich_help_panel=FORM)] = False,
-    allow_copies: Annotated[bool, typer.Option("--allow-copies", help="Allow lines copied from the corpus.",
-                                               rich_help_panel=FORM)] = False,
-    num: Annotated[int | None, typer.Option("--num", "-n", help="How many poems (sampled as one batch; default 1).")]
-    = None,
-    candidates: Annotated[int | None, typer.Option(
-        help="Write K candidates per poem and keep the one the model finds most fluent (default 4; 1 = off).",
-        rich_help_panel=FORM)] = None,
-    temp: Temp = None,
+    rhyme: Rhyme = None,
+    rhyme_scheme: RhymeScheme = None,
+    allow_repeats: AllowRepeats = False,
+    allow_copies: AllowCopies = False,
+    num: PoemCount = None,
+    candidates: Candidates = None,
+    temp: PoemTemp = None,
     top_k: TopK = None,
     top_p: TopP = None,
     seed: Seed = None,
     greedy: Greedy = False,
-    script: Annotated[str | None, typer.Option(help="Output script: simplified or traditional.")] = None,
+    script: Annotated[str | None, typer.Option(help="Output script: simplified or traditional (default: the "
+                                               "model's own).")] = None,
     checkpoint: CheckpointOpt = None,
     as_json: Json = False,
 ) -> None:
@@ -105,7 +107,7 @@ def write(
 @handled
 def check(
     poem: Annotated[str, typer.Argument(help="The poem, lines ending in ，。？！；")],
-    scheme: Annotated[str, typer.Option(help="pingshui (平水韵) or xinyun (中华新韵).")] = "pingshui",
+    scheme: CheckScheme = None,
     form: Annotated[str | None, typer.Option(help="Check a ci as this tune (词牌); by default a ci's tune is "
                                              "found from its structure.")] = None,
     as_json: Json = False,
@@ -116,7 +118,7 @@ def check(
 
     if not poem.strip():
         raise PoetgenError("the poem is empty")
-    result = check_poem(poem, scheme, form).to_dict()
+    result = check_poem(poem, RHYME_SCHEME if scheme is None else scheme, form).to_dict()
     show(result, as_json, check_table, check_plain)
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from poetgen.defaults import NAME_TEMPERATURE, POEM_CANDIDATES, POEM_TEMPERATURE
 from poetgen.errors import PoetgenError
 from poetgen.lab.blocks import KINDS, Block, Code, Details, Heading, Image, Para, Row, Table, to_html, to_markdown
 from poetgen.lab.findings import evidence_section
@@ -164,7 +165,8 @@ def _names_blocks(ck, sampling_seed: int = 0) -> list[Block]:
             continue
         rows.append([lang, ", ".join(n for n in names if not ck.has_seen(n)) or "–",
                      ", ".join(n for n in names if ck.has_seen(n)) or "–"])
-    return [Heading(3, f"Generated names (temperature 0.8, {NAMES_PER_LANGUAGE} distinct per language)"),
+    return [Heading(3, f"Generated names (temperature {NAME_TEMPERATURE:g}, the library's default; "
+                       f"{NAMES_PER_LANGUAGE} distinct per language)"),
             Table(["language", "new names", "names from the training data"], rows)]
 
 
@@ -174,7 +176,8 @@ def _poem_blocks(ck, sampling_seed: int = 0) -> list[Block]:
         from poetgen.sample import Sampling
     except ImportError:
         return [Para("Sample poems left out: poetgen.poems is not available.")]
-    blocks: list[Block] = [Heading(3, "Sample poems (temperature 0.8)")]
+    blocks: list[Block] = [Heading(3, f"Sample poems (temperature {POEM_TEMPERATURE:g}, the most fluent of "
+                                      f"{POEM_CANDIDATES} candidates: the library's defaults)")]
     for i, (prefix, form) in enumerate(POEM_PROMPTS):
         what = f"{form}, starting with {prefix}" if prefix else form
         try:

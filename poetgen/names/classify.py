@@ -12,6 +12,7 @@ import torch
 from poetgen.checkpoint import Checkpoint
 from poetgen.corpora import normalize_name
 from poetgen.data import pad
+from poetgen.defaults import CLASSIFY_TOP
 from poetgen.errors import PoetgenError
 from poetgen.names.languages import canonical_case, require
 
@@ -44,7 +45,7 @@ def _read_name(raw: str, where: str) -> str:
     return name
 
 
-def classify(ck: Checkpoint, names: Iterable[str], top: int = 3, batch_size: int = 1024,
+def classify(ck: Checkpoint, names: Iterable[str], top: int = CLASSIFY_TOP, batch_size: int = 1024,
              lines: bool = False) -> Iterator[Prediction]:
     """Top-``top`` languages for each name, lazily, in input order.
 

@@ -15,7 +15,7 @@ from poetgen.data import encode
 from poetgen.errors import PoetgenError
 from poetgen.evaluate import evaluate_examples, lm_nll, split_samples
 from poetgen.names.classify import probabilities
-from poetgen.names.generate import DEFAULT_TEMPERATURE, check_sampling, draw_names
+from poetgen.names.generate import check_sampling, draw_names
 from poetgen.names.languages import require
 from poetgen.sample import Sampling
 
@@ -70,7 +70,7 @@ def evaluate_generator(
     """
     require(gen_ck, "names")
     cls_ck = _agreement_classifier(cls_ck)
-    sampling = sampling or Sampling(temperature=DEFAULT_TEMPERATURE, seed=0)
+    sampling = sampling or Sampling(seed=0)
     sampling, guidance, rerank = check_sampling(sampling, guidance, rerank)
     if not 1 <= samples_per_language <= 10_000:
         raise PoetgenError(f"samples per language must be between 1 and 10000, got {samples_per_language}")

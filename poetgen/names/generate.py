@@ -10,20 +10,13 @@ import torch
 from poetgen.checkpoint import Checkpoint
 from poetgen.corpora import normalize_name
 from poetgen.data import Example, collate_lm
+from poetgen.defaults import MAX_NAMES, NAME_GUIDANCE, NAME_RERANK, NAME_TEMPERATURE, NAMES_PER_CALL, NAMES_PER_LANGUAGE
 from poetgen.errors import PoetgenError, bad_value
 from poetgen.names.languages import canonical_case, is_name_token, require, resolve_language
 from poetgen.sample import Rule, Sampling, Stepper, advance, ban, banned_ids, constrain, draw, end_ban, uniforms
 from poetgen.vocab import BOS, EOS, UNK
 
-# Chosen on the shipped generator (benchmarks/names.py; 200 names per language, seed 0): at 0.9 the
-# shipped classifier agrees with the asked language for 0.861 of the names and 0.665 are new (not
-# training names); at 0.8, 0.864 and 0.623.
-DEFAULT_TEMPERATURE = 0.9
-DEFAULT_GUIDANCE = 3.0  # per-character language guidance γ (0 = off), see _sample_chunk
-DEFAULT_RERANK = 4.0  # whole-name language reranking ρ (0 = off), see draw_names
 OVERSAMPLE = 4  # candidates per name kept when reranking
-MAX_NAMES = 1000  # per call (per language for generate_all)
-NAMES_PER_CALL, NAMES_PER_LANGUAGE = 10, 3  # the default counts of generate_names and generate_all
 RULED_OUT = 1e-4  # a language below this posterior for a name so far stops being run for it
 MAX_ROUNDS = 8  # oversampling rounds before giving up on finding more distinct names
 MAX_BATCH = 2048  # names drawn per language per round
@@ -232,9 +225,9 @@ def _in_play(prefix_ll: torch.Tensor, target: torch.Tensor, row_name: torch.Tens
 def check_sampling(
     sampling: Sampling | None, guidance: float | None, rerank: float | None,
 ) -> tuple[Sampling, float, float]:
-    sampling = (sampling or Sampling()).resolved(DEFAULT_TEMPERATURE)
-    guidance = DEFAULT_GUIDANCE if guidance is None else guidance
-    rerank = DEFAULT_RERANK if rerank is None else rerank
+    sampling = (sampling or Sampling()).resolved(NAME_TEMPERATURE)
+    guidance = NAME_GUIDANCE if guidance is None else guidance
+    rerank = NAME_RERANK if rerank is None else rerank
     for name, value in (("guidance", guidance), ("rerank", rerank)):
         if not (math.isfinite(value) and 0 <= value <= 20):
             raise bad_value(name, f"must be between 0 and 20, got {value:g}")
@@ -322,8 +315,8 @@ def generate_names(
     Samples in batches of about twice what is still missing, for at most ``MAX_ROUNDS`` rounds; if
     the model cannot produce ``n`` distinct (and, with ``novel``, unseen) names, fewer come back.
     One generator drives all rounds, so the same ``sampling.seed`` gives the same names.
-    ``guidance`` (default ``DEFAULT_GUIDANCE``, per character, see ``_sample_chunk``) and ``rerank``
-    (default ``DEFAULT_RERANK``, per whole name, see ``draw_names``) make the language recognisable;
+    ``guidance`` (default ``defaults.NAME_GUIDANCE``, per character, see ``_sample_chunk``) and ``rerank``
+    (default ``defaults.NAME_RERANK``, per whole name, see ``draw_names``) make the language recognisable;
     0 and 0 is plain sampling from the model.
     """
     require(ck, "names")

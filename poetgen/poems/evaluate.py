@@ -19,12 +19,13 @@ from torch import Tensor
 
 from poetgen.checkpoint import Checkpoint
 from poetgen.corpora import Corpus, Sample, serves, to_script
+from poetgen.defaults import MAX_POEMS, POEM_TEMPERATURE
 from poetgen.errors import PoetgenError, bad_value, unknown
 from poetgen.evaluate import checkpoint_corpus
 from poetgen.poems.check import check_poem
 from poetgen.poems.masks import vocab_masks
 from poetgen.poems.plan import check_form, model_script
-from poetgen.poems.write import MAX_POEMS, POEM_TEMPERATURE, Poem, write_poems
+from poetgen.poems.write import Poem, write_poems
 from poetgen.sample import Sampling
 from poetgen.verse import FORMS, is_cjk
 from poetgen.vocab import BOS, EOS

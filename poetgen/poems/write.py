@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from poetgen.checkpoint import Checkpoint
 from poetgen.corpora import SCRIPTS, to_script
+from poetgen.defaults import MAX_CANDIDATES, MAX_POEMS, POEM_CANDIDATES, POEM_TEMPERATURE, POEMS_PER_CALL, RHYME_SCHEME
 from poetgen.errors import PoetgenError, bad_value, unknown
 from poetgen.poems.check import check_poem
 from poetgen.poems.decoder import Decoder, poem_rules
@@ -17,13 +18,7 @@ from poetgen.poems.plan import AUTO, model_script, normalise, plan_acrostic, pla
 from poetgen.sample import Sampling
 from poetgen.styles import style_index
 
-MAX_POEMS = 1000
-MAX_CANDIDATES = 64
 MAX_ROWS = 1000  # candidate lines decoded in one batch (memory: rows × vocabulary per step)
-# Keeping the best of 4 candidate lines sharpens the choice, so poems are drawn a little hotter
-# than free text (0.8) (BENCHMARKS.md, fluency).
-DEFAULT_CANDIDATES = 4
-POEM_TEMPERATURE = 0.9
 
 
 @dataclass
@@ -50,10 +45,10 @@ class Poem:
 
 
 def write_poems(
-    ck: Checkpoint, prefix: str = "", *, form: str = AUTO, acrostic: bool = False, n: int = 1,
-    sampling: Sampling | None = None, rhyme: bool = True, rhyme_scheme: str = "pingshui",
+    ck: Checkpoint, prefix: str = "", *, form: str = AUTO, acrostic: bool = False, n: int = POEMS_PER_CALL,
+    sampling: Sampling | None = None, rhyme: bool = True, rhyme_scheme: str = RHYME_SCHEME,
     allow_repeats: bool = False, allow_copies: bool = False, mood: str = "", script: str | None = None,
-    tones: bool = True, candidates: int = DEFAULT_CANDIDATES, theme: list[str] | None = None, style: str | None = None,
+    tones: bool = True, candidates: int = POEM_CANDIDATES, theme: list[str] | None = None, style: str | None = None,
 ) -> list[Poem]:
     """Write ``n`` poems in one batch; each keeps the form exactly (see the module docstring).
 

@@ -30,6 +30,7 @@ from rich.markup import escape
 
 from poetgen import __version__, paths
 from poetgen.corpora import SCRIPTS
+from poetgen.defaults import TOP_K, TOP_P
 from poetgen.errors import PoetgenError, closest
 from poetgen.poems.prosody import SCHEMES
 from poetgen.repl.commands import ALIASES, CLI_COMMANDS, COMMANDS, Quit, Usage, long_options
@@ -113,8 +114,9 @@ class Repl:
             mark = "✓" if kind in self.models.loaded else "✗" if kind in self.models.missing else "·"
             models.append(f"{kind} {self.models.source_label(kind)} {mark}")
         s = self.settings
-        knobs = (f"temp {shown(s, 'temp')} · top-k {s.top_k or 'off'} · top-p {1.0 if s.top_p is None else s.top_p:g}"
-                 f" · form {s.form or 'auto'}")
+        top_k = TOP_K if s.top_k is None else s.top_k
+        top_p = TOP_P if s.top_p is None else s.top_p
+        knobs = f"temp {shown(s, 'temp')} · top-k {top_k or 'off'} · top-p {top_p:g} · form {s.form or 'auto'}"
         return [("class:bottom-toolbar", f" {' · '.join(models)} │ {knobs} ")]
 
     def run_terminal(self, history_file: Path | None, input: Any = None, output: Any = None) -> int:

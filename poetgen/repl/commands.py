@@ -71,6 +71,19 @@ def long_options(name: str) -> list[str]:
     return [opt for param in _cli_command(name).params for opt in param.opts if opt.startswith("--")]
 
 
+def setting_help(key: str) -> str:
+    """What setting ``key`` means, in the help of the CLI options it fills in (which states the
+    library's defaults), one line per distinct text, then the words only ``set`` reads."""
+    texts: dict[str, list[str]] = {}
+    for name, options in SETTING_OPTIONS.items():
+        if key in options:
+            param = next(p for p in _cli_command(name).params if p.name == options[key])
+            texts.setdefault(getattr(param, "help", None) or "", []).append(name)
+    lines = [text if len(texts) == 1 else f"{', '.join(names)}: {text}" for text, names in texts.items()]
+    words = SETTINGS[key].words
+    return " · ".join([*lines, f"set: {words}"] if words else lines)
+
+
 def run_cli(repl: Repl, name: str, words: list[str]) -> int:
     """Run ``poetgen NAME WORDS`` in this session: the settings as defaults, the session's models
     in place of the bundled ones, output on the session's consoles. Returns the exit code."""
@@ -149,7 +162,7 @@ def cmd_set(repl: Repl, args: str) -> None:
         return
     key = setting_name(words[0])
     if len(words) == 1:
-        raise Usage(f"usage: set {key} VALUE — {SETTINGS[key].help}; now {shown(repl.settings, key)}")
+        raise Usage(f"usage: set {key} VALUE — {setting_help(key)} · now {shown(repl.settings, key)}")
     raw = words[1].strip()
     value = None if raw.lower() == "default" else SETTINGS[key].parse(raw)
     setattr(repl.settings, key, value)
@@ -162,7 +175,7 @@ def show_settings(repl: Repl) -> None:
     table.add_column()
     table.add_column(style="dim")
     for f in fields(Settings):
-        table.add_row(f.name, escape(shown(repl.settings, f.name)), SETTINGS[f.name].help)
+        table.add_row(f.name, escape(shown(repl.settings, f.name)), escape(setting_help(f.name)))
     repl.out.print(table)
 
 

@@ -1,12 +1,18 @@
-"""The shell's settings: `set NAME VALUE` fills in options of the commands it runs."""
+"""The shell's settings: `set NAME VALUE` fills in options of the commands it runs.
+
+A setting is the CLI option it fills in (``SETTING_OPTIONS``), so its meaning and its default are
+that option's help (``repl.commands.setting_help``); what is declared here is only how ``set``
+reads a typed value, within the library's own bounds."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from poetgen.corpora import SCRIPTS
+from poetgen.defaults import MAX_CANDIDATES, MAX_POEMS
 from poetgen.errors import PoetgenError, unknown
 from poetgen.poems.prosody import SCHEMES
 from poetgen.verse import FORMS, verse_chars
@@ -49,7 +55,7 @@ def _number(kind: type, low: float, high: float, what: str) -> Callable[[str], A
             value = kind(text)
         except ValueError:
             raise PoetgenError(f"expected {what}, got '{text}'") from None
-        if not low <= value <= high:
+        if not (math.isfinite(value) and low <= value <= high):
             raise PoetgenError(f"expected {what}, got {text}")
         return value
 
@@ -97,27 +103,27 @@ def _style(text: str) -> str | None:
 @dataclass
 class Setting:
     parse: Callable[[str], Any]
-    help: str
     values: tuple[str, ...] = ()  # offered by tab completion
+    words: str = ""  # what `set` reads beyond the option's own values ('none' for a random seed …)
 
 
+SWITCH = ("on", "off")
 SETTINGS: dict[str, Setting] = {
-    "temp": Setting(_number(float, 0, 100, "a temperature ≥ 0"), "sampling temperature (0 = greedy)"),
-    "top_k": Setting(_number(int, 0, 10**6, "a whole number ≥ 0"), "keep the k most likely tokens (0 = off)"),
-    "top_p": Setting(_number(float, 1e-9, 1, "a number in (0, 1]"), "nucleus sampling mass (1 = off)"),
-    "seed": Setting(_seed, "random seed: the same seed gives the same output ('none' = random)", ("none",)),
-    "form": Setting(_choice("auto", *FORMS), "poem form", ("auto", *FORMS)),
-    "script": Setting(_choice(*SCRIPTS), "output script of poems (default: as the model was trained)", SCRIPTS),
-    "rhyme": Setting(_switch, "force a 平 rhyme on the even lines", ("on", "off")),
-    "scheme": Setting(_choice(*SCHEMES), "rhyme scheme for writing and check", SCHEMES),
-    "n": Setting(_number(int, 1, 1000, "a count from 1 to 1000"), "poems per write / acrostic"),
-    "mood": Setting(_mood, "text fed to the poem model first to set the mood", ()),
-    "style": Setting(_style, "poet to write as (`write --style list` lists the model's poets)", ("any",)),
-    "candidates": Setting(_number(int, 1, 64, "a count from 1 to 64"),
-                          "candidates per poem; the most fluent is kept (1 = off)"),
-    "repeats": Setting(_switch, "allow repeated characters and phrases", ("on", "off")),
-    "copies": Setting(_switch, "allow lines copied from the training poems", ("on", "off")),
-    "novel": Setting(_switch, "only names not in the training data", ("on", "off")),
+    "temp": Setting(_number(float, 0, math.inf, "a temperature ≥ 0")),
+    "top_k": Setting(_number(int, 0, math.inf, "a whole number ≥ 0")),
+    "top_p": Setting(_number(float, 1e-9, 1, "a number in (0, 1]")),
+    "seed": Setting(_seed, ("none",), "'none': a random seed"),
+    "form": Setting(_choice("auto", *FORMS), ("auto", *FORMS)),
+    "script": Setting(_choice(*SCRIPTS), SCRIPTS),
+    "rhyme": Setting(_switch, SWITCH, "on or off"),
+    "scheme": Setting(_choice(*SCHEMES), SCHEMES),
+    "n": Setting(_number(int, 1, MAX_POEMS, f"a count from 1 to {MAX_POEMS}")),
+    "mood": Setting(_mood),
+    "style": Setting(_style, ("any",), "'any': no poet in particular"),
+    "candidates": Setting(_number(int, 1, MAX_CANDIDATES, f"a count from 1 to {MAX_CANDIDATES}")),
+    "repeats": Setting(_switch, SWITCH, "on or off"),
+    "copies": Setting(_switch, SWITCH, "on or off"),
+    "novel": Setting(_switch, SWITCH, "on or off"),
 }
 SETTING_ALIASES = {"temperature": "temp", "topk": "top_k", "topp": "top_p", "num": "n", "count": "n",
                    "rhyme_scheme": "scheme", "allow_repeats": "repeats", "allow_copies": "copies"}
