@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from poetgen.checkpoint import Checkpoint, load_for
-from poetgen.poems import prosody
+from poetgen.poems import cilin, prosody, tunes
 from poetgen.poems.duizhang import Parallel, pair_table
 from poetgen.poems.forms import TABLE, Form
 from poetgen.poems.masks import VocabMasks, vocab_masks
@@ -20,6 +20,7 @@ from poetgen.poems.repeats import LineRepeats, Novelty, PoemRepeats
 from poetgen.poems.rules import MOOD_BONUS, FirstLine, Fixed, Mood, ObliqueEnds, Rhyme, Shape
 from poetgen.poems.slot import OPEN, Slot
 from poetgen.poems.tones import LevelTail, TonePattern
+from poetgen.poems.tune_rules import TuneRhyme, TuneTones
 from poetgen.sample import Rule, constrain
 
 RHYMES = prosody.table("pingshui")
@@ -215,3 +216,35 @@ def test_name_rules_letters_only_never_empty_and_the_languages_pull() -> None:
     assert pulled[0, 7] - pulled[0, 8] > own[0, 7] - own[0, 8]
     assert LanguageGuidance(2.0, [])(NameStep(0, by_language, torch.zeros(1, 2)), own).equal(own)  # not the 1st letter
     assert len(name_rules(tokens, [], 0.0)) == 2 and len(name_rules(tokens, [], 3.0)) == 3
+
+
+def tune_slot(vocab: VocabMasks, form: Form, lines: list[str], line: int, pos: int) -> Slot:
+    """A one-row slot of a tune whose lines differ in length (written from the left)."""
+    chars = torch.full((1, form.lines, form.width), OPEN, dtype=torch.long)
+    for i, text in enumerate(lines):
+        for j, ch in enumerate(text):
+            chars[0, i, j] = vocab.char_id[ch]
+    return Slot(line, pos, chars, None, form.widths)
+
+
+def test_a_tunes_rhyme_sets_keep_one_bu_in_the_tone_the_tune_rhymes_in(vocab: VocabMasks) -> None:
+    form = tunes.form("菩萨蛮")  # 7 7 5 5 5 5 5 5; sets (1 2) (3 4) (5 6) (7 8), 仄仄平平仄仄平平
+    rule = TuneRhyme(vocab, form)
+    written = ["平林漠漠烟如织", "寒山一带伤心碧", "暝色入高楼", "有人楼上"]
+    at = tune_slot(vocab, form, written, 3, 4)
+    assert at.last and at.ends()[0, 2] == vocab.char_id["楼"]
+    ends = allowed(vocab, rule, at)
+    assert "愁" in ends and "楼" not in ends and "人" not in ends  # 第十二部 平; 楼 used; 人 is 第六部
+    assert all((cilin.PING, 12) in cilin.readings(ch) for ch in ends)
+    # a set not begun yet is open, but only to its tone: line 5 (仄) takes no sure 平 character
+    ends = allowed(vocab, rule, tune_slot(vocab, form, [*written, "愁", "玉阶空伫"], 4, 4))
+    assert "立" not in ends and "夜" in ends and "天" not in ends  # 立 is 入声; 夜 去; 天 平
+
+
+def test_a_tunes_fixed_tones_bind_where_the_tune_fixes_them(vocab: VocabMasks) -> None:
+    form = tunes.form("菩萨蛮")
+    assert form.fixed[0][1] == "平" and form.fixed[0][0] == "."
+    rule = TuneTones(vocab, form)
+    at_level = allowed(vocab, rule, tune_slot(vocab, form, ["平"], 0, 1))
+    assert "山" in at_level and "月" not in at_level and "好" not in at_level
+    assert len(allowed(vocab, rule, tune_slot(vocab, form, [""], 0, 0))) == len(vocab.tokens)  # free there

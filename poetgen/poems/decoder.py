@@ -3,8 +3,9 @@ and a search over candidate lines.
 
 The model proposes, the rules dispose: before every draw ``sample.constrain`` runs the poem's rules
 (``poem_rules``: the shape, the plan's fixed characters, the mood, novelty, rhyme, 首句, repetition,
-the 平仄 pattern, 三平尾/孤平, 对仗) over the logits, each seeing the poem so far (``slot.Slot``). So
-every poem has exactly its form's lines and characters, its marks, its rhyme; nothing is
+the 平仄 pattern, 三平尾/孤平, 对仗; for a 词 tune its rhyme sets and fixed tones, ``tune_rules.py``)
+over the logits, each seeing the poem so far (``slot.Slot``). So every poem has exactly its
+form's lines and characters, its marks, its rhyme; nothing is
 rejection-sampled except whole lines copied from the training data (a bounded number of retries).
 
 Line search: with ``search`` = K > 1, each line is drawn K times (K candidate rows per poem) and
@@ -38,6 +39,7 @@ from poetgen.poems.repeats import LineRepeats, Novelty, PoemRepeats
 from poetgen.poems.rules import FirstLine, Fixed, Mood, ObliqueEnds, Rhyme, Shape
 from poetgen.poems.slot import OPEN, Slot
 from poetgen.poems.tones import LevelTail, TonePattern
+from poetgen.poems.tune_rules import TuneRhyme, TuneTones
 from poetgen.sample import Rule, Sampling, Stepper, constrain, draw
 from poetgen.vocab import BOS, EOS
 
@@ -53,12 +55,16 @@ def poem_rules(ck: Checkpoint, vocab: VocabMasks, plan: Plan, form: Form, *, rhy
         rules.append(Mood(len(vocab.tokens), list(mood_ids), vocab.cjk.device))
     if not allow_copies:
         rules.append(Novelty(ck))
-    if rhyme:
+    if rhyme and form.tune:
+        rules.append(TuneRhyme(vocab, form))
+    elif rhyme:
         rhymes = Rhyme(vocab, form, plan.given)
         rules += [rhymes, *([FirstLine(rhymes)] if form.first_line else []), ObliqueEnds(vocab, form)]
     if not allow_repeats:
         rules += [LineRepeats(), PoemRepeats(form.repeats)]
-    if rhyme and tones and form.tones:
+    if rhyme and tones and form.tune:
+        rules.append(TuneTones(vocab, form))
+    elif rhyme and tones and form.tones:
         pattern = TonePattern(vocab, form)
         rules += [pattern, LevelTail(vocab, form, pattern)]
     if form.parallel:
@@ -76,6 +82,8 @@ class Decoder:
         self.rules = rules
         self.novelty = next((r for r in rules if isinstance(r, Novelty)), None)
         self.B, self.L, self.W = len(seeds), form.lines, form.width
+        # lines of several lengths (a 词 tune) are written from the left; the slots know each length
+        self.widths = form.widths if len(set(form.widths)) > 1 else ()
         self.K = 1 if sampling.greedy else search  # greedy candidates would all be the same line
         self.mood_ids = list(mood_ids)
         B = self.B
@@ -112,8 +120,9 @@ class Decoder:
             for i in kept_copy:
                 copied[i].append(line)
         tokens = self.v.tokens
-        lines = [["".join(tokens[t] for t in row) for row in poem] for poem in chars.tolist()]
-        return lines, copied, (nll / (self.L * (self.W + 1))).tolist()
+        lines = [["".join(tokens[t] for t in row[:w]) for row, w in zip(poem, self.form.widths, strict=True)]
+                 for poem in chars.tolist()]
+        return lines, copied, (nll / (sum(self.form.widths) + self.L)).tolist()
 
     def _line(self, stepper: Stepper, logp: Tensor, chars: Tensor, line: int
               ) -> tuple[Stepper, Tensor, Tensor, list[int]]:
@@ -126,7 +135,8 @@ class Decoder:
         u = self.u[:, line].reshape(B * K, NOVELTY_RETRIES + 1, self.W + 1)
         cand = chars[rows]
         st, lp, ll = self._draw(copy.copy(start), logp[rows], cand, line, u[:, 0], None)
-        copies = self._copies(cand[:, line])
+        width = self.form.widths[line]
+        copies = self._copies(cand[:, line, :width])
         for attempt in range(1, NOVELTY_RETRIES + 1):
             bad = [r for r in range(B * K) if copies[r] and all(copies[(r // K) * K : (r // K + 1) * K])]
             if not bad:
@@ -139,9 +149,11 @@ class Decoder:
                                              redraw)
             cand[idx], lp[idx], ll[idx] = sub_chars, sub_lp, sub_ll
             st.update(idx, sub)
-            for r, is_copy in zip(bad, self._copies(sub_chars[:, line]), strict=True):
+            for r, is_copy in zip(bad, self._copies(sub_chars[:, line, :width]), strict=True):
                 copies[r] = is_copy
-        score = ll + PMI_WEIGHT * (ll - self._alone(cand[:, line], rows, line)) if K > 1 and line else ll.clone()
+        score = ll.clone()
+        if K > 1 and line:
+            score += PMI_WEIGHT * (ll - self._alone(cand[:, line, :width], rows, line))
         score = score.masked_fill(torch.tensor(copies, device=self.device), -1e9).view(B, K)
         best = torch.arange(B, device=self.device) * K + score.argmax(1)
         chars[:, line] = cand[best, line]
@@ -154,11 +166,12 @@ class Decoder:
         the stepper ends fed with the mark. Returns it, the next log-probs and the line's
         log-likelihood under the model (rules aside)."""
         total = torch.zeros(chars.shape[0], device=self.device)
-        for pos in range(self.W + 1):
-            logits = constrain(self.rules, Slot(line, pos, chars, redraw), logp.float())
+        width = self.form.widths[line]
+        for pos in range(width + 1):
+            logits = constrain(self.rules, Slot(line, pos, chars, redraw, self.widths), logp.float())
             tok = draw(logits, self.sampling, u[:, pos])
             total += logp.float().gather(1, tok[:, None]).squeeze(1)
-            if pos < self.W:
+            if pos < width:
                 chars[:, line, pos] = tok
             logp = stepper.feed(tok)
         return stepper, logp, total

@@ -253,3 +253,21 @@ def _keywords(ck: Checkpoint, vocab: VocabMasks, keywords: list[str]) -> list[st
     if not words:
         raise bad_value("theme", "needs at least one keyword, e.g. 秋,月")
     return list(dict.fromkeys(words))
+
+
+def plan_tune(ck: Checkpoint, vocab: VocabMasks, prefix: str, form: Form) -> Plan:
+    """A 词 of ``form`` (a tune's variant) continuing ``prefix``: its characters fill the tune's
+    lines in order (marks typed in it are dropped: the tune places its own), and the model is
+    conditioned on the tune when it knows it."""
+    text = "".join(ch for ch in normalise(prefix, "the prefix", ck, vocab) if ch not in MARKS and ch != "\n")
+    total = sum(form.widths)
+    if len(text) > total:
+        raise PoetgenError(f"the prefix has {len(text)} characters, but a {form.tune} (variant {form.variant}) "
+                           f"has {total}")
+    given, start = [], 0
+    for width in form.widths:
+        given.append(text[start : start + width])
+        start += width
+    cats = ck.categories if ck.config.num_categories else []
+    category = cats.index(form.tune) if form.tune in cats else cats.index(OTHER) if OTHER in cats else None
+    return Plan(form.tune, form.width, given, list(form.marks), category)

@@ -108,7 +108,7 @@ class Rhyme(Rule):
     def candidates(self, slot: Slot) -> Tensor:
         """(b, G) the groups still possible for each row, from the rhyme characters so far."""
         cand = self.start.expand(slot.rows, -1)
-        ends = slot.chars[:, :, -1]
+        ends = slot.ends()
         lines = sorted(self.lines | ({0} if self.form.first_line else set()))
         for line in lines:
             t = ends[:, line]
@@ -127,7 +127,7 @@ class Rhyme(Rule):
 
     def used(self, slot: Slot) -> Tensor:
         """(b, V) rhyme characters already used (line 1's last character included)."""
-        ends = slot.chars[:, sorted(self.lines | {0}), -1]
+        ends = slot.ends()[:, sorted(self.lines | {0})]
         V = self.vocab.cjk.shape[0]
         out = torch.zeros(slot.rows, V + 1, dtype=torch.bool, device=ends.device)
         return out.scatter_(1, torch.where(ends == -1, V, ends), True)[:, :V]

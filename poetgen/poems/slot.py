@@ -2,9 +2,11 @@
 
 A ``Slot`` is where the next character goes (line, position; position ``width`` is the mark that
 ends the line) and the poem so far, fixed characters (prefix, acrostic heads, theme keywords)
-included, as one (b, lines, width) tensor of token ids. Rules are stateless: whatever they need
-(the rhyme groups still possible, the tone pattern's base, how often a character was used) is read
-off that history, so re-drawing a line or searching over candidate lines needs no bookkeeping.
+included, as one (b, lines, width) tensor of token ids. Lines of several lengths (a 词 tune) are
+written from the left, their unused tail OPEN, and ``widths`` says each line's length. Rules are
+stateless: whatever they need (the rhyme groups still possible, the tone pattern's base, how often
+a character was used) is read off that history, so re-drawing a line or searching over candidate
+lines needs no bookkeeping.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class Slot:
     pos: int  # 0-based; ``width`` is the slot of the mark after the line
     chars: Tensor  # (b, lines, width) token ids of the poem so far, fixed ones included; OPEN elsewhere
     redraw: Tensor | None = None  # (b,) on a re-draw of a line copied from the corpus: its last character
+    widths: tuple[int, ...] = ()  # each line's length, when they differ (empty: all of ``chars``' width)
 
     @property
     def rows(self) -> int:
@@ -32,7 +35,8 @@ class Slot:
 
     @property
     def width(self) -> int:
-        return self.chars.shape[2]
+        """The length of this slot's line."""
+        return self.widths[self.line] if self.widths else self.chars.shape[2]
 
     @property
     def last(self) -> bool:
@@ -42,6 +46,13 @@ class Slot:
     @property
     def mark(self) -> bool:
         return self.pos == self.width
+
+    def ends(self) -> Tensor:
+        """(b, lines) the last character of every line (OPEN where not written yet)."""
+        if not self.widths:
+            return self.chars[:, :, -1]
+        index = torch.tensor(self.widths, device=self.chars.device) - 1
+        return self.chars.gather(2, index.expand(self.rows, -1)[:, :, None]).squeeze(2)
 
     @cached_property
     def previous(self) -> Tensor | None:
