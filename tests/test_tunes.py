@@ -131,3 +131,14 @@ def test_check_command_names_the_tune_and_each_verdict() -> None:
     assert "form 菩萨蛮 (variant 1 of" in text and "第十二部" in text
     assert any("rhyme line 3 去 (平)" in line and "✗" in line for line in text.splitlines())
     one_error_line(run("check", "--form", "浣沙溪", REAL["浣溪沙"]), 2, "unknown tune '浣沙溪'; nearest: 浣溪沙")
+
+
+def test_a_tune_written_in_either_tone_has_a_variant_for_each() -> None:
+    level, oblique = tunes.tune("柳梢青").variants[:2]
+    assert level.widths == oblique.widths and level.rhyme_tones[-1] == "平" and oblique.rhyme_tones[-1] == "入"
+    # A real 入声 柳梢青 of the validation split: its closing tone picks the variant.
+    text = "九天圆月。香尘碎玉，素涛翻雪。石乳香甘，松风汤嫩，一时三绝。清宵好尽欢娱，奈明日，扶头怎说。" \
+           "整顿颓山，殷勤春露，馀甘齿颊。"
+    found = check_poem(text)
+    assert found.form == "柳梢青" and found.ci["variant"] == oblique.variant and found.rules["rhyme"]
+    assert found.rhyme_group == "第十八部"

@@ -5,9 +5,12 @@ every tune with at least ``MIN_POEMS`` (20) training poems, writes what its poem
 rules:
 
 * **Structure.** A poem's structure is its lines (the text between ，and 。) and their lengths. A
-  *variant* is one sequence of line lengths; its mark after each line (，or 。) is the one most of
-  its poems put there (they agree 97–100%). Kept: the variants holding ≥ 10% of the tune's poems,
-  and up to the top five with ≥ 5 poems and ≥ 2%; the most common one always.
+  *variant* is one sequence of line lengths and the tone of its closing rhyme (the sure 平水韵
+  tone of the last character, 平 or 仄: 柳梢青 has a 平韵体 and a 入声 one; a poem whose last
+  character is of unsure tone goes with its structure's more common tone); its mark after each
+  line (，or 。) is the one most of its poems put there (they agree 97–100%). Kept: the variants
+  holding ≥ 10% of the tune's poems, and up to the top five with ≥ 5 poems and ≥ 2%; the most
+  common one always.
 * **Rhyme.** Line ends are read in the 词林正韵 (``poetgen.poems.cilin``). Two line ends *agree* in a
   poem when they share a 部; two lines of a variant rhyme together when their ends agree in ≥ 50%
   of the variant's poems where both are known, and in at least 4 (unrelated lines agree 5–15% of
@@ -57,12 +60,26 @@ def lines_of(text: str) -> Poem:
     return LINE.findall(text)
 
 
+def by_closing_tone(poems: list[Poem]) -> list[list[Poem]]:
+    """Poems of one structure split by the sure tone of their last character (平韵体 and 仄韵体 of a
+    tune); a poem whose last character is of unsure tone goes with the more common tone."""
+    split: dict[str | None, list[Poem]] = defaultdict(list)
+    for poem in poems:
+        split[sure_tone(poem[-1][0][-1])].append(poem)
+    unsure = split.pop(None, [])
+    if not split:
+        return [unsure]
+    groups = sorted(split.values(), key=len, reverse=True)
+    groups[0] += unsure
+    return groups
+
+
 def variants(poems: list[Poem]) -> list[list[Poem]]:
     """The kept variants' poems, the most common first."""
     groups: dict[tuple[int, ...], list[Poem]] = defaultdict(list)
     for poem in poems:
         groups[tuple(len(line) for line, _ in poem)].append(poem)
-    ranked = sorted(groups.values(), key=len, reverse=True)
+    ranked = sorted((tone for group in groups.values() for tone in by_closing_tone(group)), key=len, reverse=True)
     return [group for rank, group in enumerate(ranked)
             if rank == 0 or len(group) >= MIN_SHARE * len(poems)
             or (rank < TOP and len(group) >= max(TOP_MIN, TOP_SHARE * len(poems)))]

@@ -117,6 +117,8 @@ def read_as(parts: list[tuple[str, str]], tune: str | None) -> Form | None:
     lines = [line for line, _ in parts if line]
     widths = tuple(len(line) for line in lines)
     marks = "".join(MARKS.get(mark, "?") for line, mark in parts if line)
+    closing = table("pingshui").tone_mark(lines[-1][-1]) if lines else ""
+    closing = closing if closing in (LEVEL, OBLIQUE) else ""
     if tune is not None:
-        return tunes.tune(tune).closest(widths, marks)
-    return tunes.match(widths, marks) if lines else None
+        return tunes.tune(tune).closest(widths, marks, closing)
+    return tunes.match(widths, marks, closing) if lines else None

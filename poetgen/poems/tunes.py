@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 from poetgen.errors import PoetgenError, bad_value
 from poetgen.paths import PACKAGE
+from poetgen.poems.cilin import RU
 from poetgen.poems.forms import Form
+from poetgen.poems.prosody import OBLIQUE
 
 TUNES_JSON = PACKAGE / "tables" / "tunes.json"
 FUZZY = 0.8  # how alike (difflib ratio of line lengths) a text must be to a variant to be read as it
@@ -25,11 +27,12 @@ class Tune:
     poems: int  # training poems
     variants: tuple[Form, ...]  # the most common first
 
-    def closest(self, widths: tuple[int, ...], marks: str = "") -> Form:
-        """The variant a text of lines ``widths`` ending in ``marks`` is: the one of those lengths (and
+    def closest(self, widths: tuple[int, ...], marks: str = "", closing: str = "") -> Form:
+        """The variant a text of lines ``widths`` ending in ``marks`` and closing on a character of
+        tone ``closing`` (平, 仄 or "" unsure) is: the one of those lengths (and closing tone, and
         marks), else the most alike, the most poems first."""
-        return max(self.variants,
-                   key=lambda f: (f.widths == widths, marks_fit(f.marks, marks), _alike(f, widths), f.poems))
+        return max(self.variants, key=lambda f: (f.widths == widths, closes(f, closing), marks_fit(f.marks, marks),
+                                                 _alike(f, widths), f.poems))
 
     def variant(self, number: int) -> Form:
         """Variant ``number`` (1 the most common); a bad number is a one-line error."""
@@ -109,23 +112,29 @@ def marks_fit(want: str, marks: str) -> bool:
     return len(want) == len(marks) and all(m in (w, "?") for w, m in zip(want, marks, strict=True))
 
 
+def closes(form: Form, tone: str) -> bool:
+    """Does ``form`` close on a rhyme of ``tone`` (平 or 仄, 入 being 仄)? False for an unsure ""."""
+    last = form.rhyme_tones[-1:]
+    return bool(tone) and (last == tone or (tone == OBLIQUE and last == RU))
+
+
 def _alike(form: Form, widths: tuple[int, ...]) -> float:
     return difflib.SequenceMatcher(None, form.widths, widths, autojunk=False).ratio()
 
 
-def match(widths: tuple[int, ...], marks: str) -> Form | None:
-    """The variant of any tune a text of lines ``widths`` ending in ``marks`` is, else None: one of
-    those lengths (and, among those, marks), the most poems first; for lines of one length (as shi
-    have) its marks too (浣溪沙 is six lines of seven, 。。。，。。); else, for lines of several
-    lengths, the most alike by ``FUZZY``."""
+def match(widths: tuple[int, ...], marks: str, closing: str = "") -> Form | None:
+    """The variant of any tune a text of lines ``widths`` ending in ``marks`` and closing on tone
+    ``closing`` is, else None: one of those lengths (and, among those, closing tone and marks), the
+    most poems first; for lines of one length (as shi have) its marks too (浣溪沙 is six lines of
+    seven, 。。。，。。); else, for lines of several lengths, the most alike by ``FUZZY``."""
     forms = [f for t in tunes().values() for f in t.variants]
     uniform = len(set(widths)) < 2
     exact = [f for f in forms if f.widths == widths and (marks_fit(f.marks, marks) or not uniform)]
     if exact:
-        return max(exact, key=lambda f: (marks_fit(f.marks, marks), f.poems))
+        return max(exact, key=lambda f: (closes(f, closing), marks_fit(f.marks, marks), f.poems))
     if uniform:
         return None
     # The bound from the line counts alone leaves out every variant far from the text at once.
     near = [f for f in forms if difflib.SequenceMatcher(None, f.widths, widths).real_quick_ratio() >= FUZZY]
-    best = max(near, key=lambda f: (_alike(f, widths), f.poems), default=None)
+    best = max(near, key=lambda f: (_alike(f, widths), closes(f, closing), f.poems), default=None)
     return best if best is not None and _alike(best, widths) >= FUZZY else None
