@@ -72,6 +72,7 @@ def test_unknown_and_rare_tunes_are_refused_in_one_line() -> None:
     with pytest.raises(PoetgenError, match="unknown tune '浣沙溪'; nearest: 浣溪沙"):
         tunes.tune("浣沙溪")
     assert tunes.tune("鷓鴣天") is tunes.tune("鹧鸪天")  # a traditional name is the same tune
+    assert tunes.is_tune("鷓鴣天") and tunes.is_tune("甘草子") and not tunes.is_tune("七律")
     with pytest.raises(PoetgenError, match=r"tune 甘草子 has too few poems .* 20 needed"):
         tunes.tune("甘草子")
     listed = {row["tune"]: row for row in tunes.listing()}

@@ -1,8 +1,8 @@
 """What the checker finds in a 词 (ci): which tune and variant its structure is (``tunes.py``),
 whether its lines end in the variant's marks, whether each rhyme line rhymes in the 词林正韵 with
-the others of its set and in the tone the tune wants (平, or 仄: 上去 or 入; a split 平水韵 group, 灰 say, counts whole:
-``cilin.bus_wide``), and whether each position the tune fixes
-to 平 or 仄 holds. ``check.check_poem`` turns this into its usual report. Torch-free.
+the others of its set and in the tone the tune wants (平, or 仄: 上去 or 入; a split 平水韵 group,
+灰 say, counts whole: ``cilin.bus_wide``), and whether each position the tune fixes to 平 or 仄
+holds. ``check.check_poem`` turns this into its usual report. Torch-free.
 
 A line the text lacks, or one of another length than the variant's, is left out of the rhyme and
 tone judgements (the lines are aligned by their lengths, as difflib aligns sequences); so is a
@@ -33,7 +33,7 @@ class CiCheck:
     form: Form  # the variant the text is read as
     lines: list[str]
     marks: str  # the text's marks, as ``MARKS`` maps them
-    rhymes: list[dict]  # per rhyme line of the variant: line, char, want, bu, ok
+    rhymes: list[dict]  # per rhyme line of the variant: line, char, want, ok
     sets: list[dict]  # per rhyme set: its lines and the 部 they rhyme in
     fixed: list[dict]  # per fixed position: line, pos, char, want, got, ok
 
@@ -96,10 +96,14 @@ def _fixed(form: Form, lines: list[str], pairs: dict[int, int]) -> list[dict]:
     return out
 
 
+def _lines(parts: list[tuple[str, str]]) -> tuple[list[str], str]:
+    """The lines of ``parts`` ((line, mark) pairs, as ``verse.segments`` gives them) and their marks."""
+    return [line for line, _ in parts if line], "".join(MARKS.get(mark, "?") for line, mark in parts if line)
+
+
 def check_ci(form: Form, parts: list[tuple[str, str]]) -> CiCheck:
-    """Judge the text of ``parts`` ((line, mark) pairs, as ``verse.segments`` gives them) as ``form``."""
-    lines = [line for line, _ in parts if line]
-    marks = "".join(MARKS.get(mark, "?") for line, mark in parts if line)
+    """Judge the text of ``parts`` as ``form``."""
+    lines, marks = _lines(parts)
     pairs = aligned(form, lines)
     ends = {line: lines[text_line][-1] for line, text_line in pairs.items()}
     sets, rhymes = [], []
@@ -114,9 +118,8 @@ def check_ci(form: Form, parts: list[tuple[str, str]]) -> CiCheck:
 def read_as(parts: list[tuple[str, str]], tune: str | None) -> Form | None:
     """The variant to judge a text as: of ``tune`` when one is named (the closest), else the one its
     structure matches, if any (``tunes.match``)."""
-    lines = [line for line, _ in parts if line]
+    lines, marks = _lines(parts)
     widths = tuple(len(line) for line in lines)
-    marks = "".join(MARKS.get(mark, "?") for line, mark in parts if line)
     closing = table("pingshui").tone_mark(lines[-1][-1]) if lines else ""
     closing = closing if closing in (LEVEL, OBLIQUE) else ""
     if tune is not None:

@@ -62,10 +62,20 @@ def tunes() -> dict[str, Tune]:
     return _table()[0]
 
 
-def is_tune(name: str) -> bool:
-    """Does ``name`` name a tune the Song ci know (with a template or not)?"""
+def _known(name: str) -> str | None:
+    """``name`` as the table spells it (the corpus is simplified: 鷓鴣天 is 鹧鸪天), None if no tune of
+    the Song ci (with a template or not) is called so."""
     tunes, few, _ = _table()
-    return name in tunes or name in few
+    if name not in tunes and name not in few:
+        from poetgen.corpora import to_script
+
+        name = to_script(name, "simplified")
+    return name if name in tunes or name in few else None
+
+
+def is_tune(name: str) -> bool:
+    """Does ``name`` name a tune the Song ci know (with a template or not), in either script?"""
+    return _known(name) is not None
 
 
 def nearest(name: str, n: int = 5) -> list[str]:
@@ -80,10 +90,7 @@ def tune(name: str) -> Tune:
     """The tune called ``name`` (in either script: 鷓鴣天 is 鹧鸪天); a tune with too few poems, or an
     unknown one, is a one-line error."""
     table, few, threshold = _table()
-    if name not in table and name not in few:
-        from poetgen.corpora import to_script
-
-        name = to_script(name, "simplified")  # the corpus, and so the table, is simplified
+    name = _known(name) or name
     if name in table:
         return table[name]
     if name in few:
