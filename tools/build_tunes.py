@@ -26,6 +26,12 @@ rules:
 * **Fixed tones.** A position (line, character) is fixed 平 or 仄 when ≥ 80% of the variant's
   characters of sure tone there agree, with at least 5 of them; it is free ("."), otherwise.
 
+The file holds ``min_poems``; ``tunes``: per tune its training poems and variants, each with
+``lines`` (lengths), ``marks``, ``poems``, ``share``, ``rhymes`` (the sets, 0-based lines),
+``rhyme_tones`` (one mark a line: 平 仄 入, "." for none), ``fixed`` (one string a line: 平 仄 or
+".") and ``repeats``; ``too_few``: the other tunes with their training poems, so that asking for
+one says why it has no template. ``poetgen/poems/tunes.py`` reads it.
+
 Usage (not run in CI; it reads the corpus)::
 
     python tools/build_tunes.py --data-dir ../shared/corpora
