@@ -7,17 +7,33 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from poetgen.errors import PoetgenError, unknown
-from poetgen.repl.models import KIND_NAMES, KINDS
+from poetgen.repl.models import KIND_NAMES, KINDS, Models
 from poetgen.repl.settings import SETTING_OPTIONS, SETTINGS, Settings, setting_name, shown
 
 if TYPE_CHECKING:
-    from poetgen.repl import Repl
+    from poetgen.checkpoint import Checkpoint
+
+
+class Shell(Protocol):
+    """What a command sees of the shell (``poetgen.repl.Repl``), declared here so that the command
+    table does not import the shell that runs it (the two would import each other)."""
+
+    settings: Settings
+    models: Models
+    out: Console
+    err: Console
+    last_poem: str
+
+    def model(self, kind: str) -> Checkpoint: ...
+
+    def resolve(self, name: str) -> str: ...
 
 CLI_COMMANDS = {"write": "poems", "names": "names", "classify": "classify", "check": None, "score": "poems"}
 
@@ -25,7 +41,7 @@ CLI_COMMANDS = {"write": "poems", "names": "names", "classify": "classify", "che
 @dataclass
 class Command:
     name: str
-    handler: Callable[[Repl, str], int | None]  # the exit code (None: 0)
+    handler: Callable[[Shell, str], int | None]  # the exit code (None: 0)
     usage: str
     summary: str
     details: str = ""
@@ -36,7 +52,7 @@ ALIASES = {"exit": "quit", "?": "help"}
 
 
 def command(usage: str, summary: str, details: str = "") -> Callable:
-    def register(fn: Callable[[Repl, str], None]) -> Callable[[Repl, str], None]:
+    def register(fn: Callable[[Shell, str], None]) -> Callable[[Shell, str], None]:
         name = usage.split()[0]
         COMMANDS[name] = Command(name, fn, usage, summary, details)
         return fn
@@ -84,7 +100,7 @@ def setting_help(key: str) -> str:
     return " · ".join([*lines, f"set: {words}"] if words else lines)
 
 
-def run_cli(repl: Repl, name: str, words: list[str]) -> int:
+def run_cli(repl: Shell, name: str, words: list[str]) -> int:
     """Run ``poetgen NAME WORDS`` in this session: the settings as defaults, the session's models
     in place of the bundled ones, output on the session's consoles. Returns the exit code."""
     import typer
@@ -108,10 +124,10 @@ def run_cli(repl: Repl, name: str, words: list[str]) -> int:
     return code if isinstance(code, int) else 0
 
 
-def _runs(name: str, *, before: tuple[str, ...] = (), example: str = "") -> Callable[[Repl, str], int]:
+def _runs(name: str, *, before: tuple[str, ...] = (), example: str = "") -> Callable[[Shell, str], int]:
     """A handler that runs ``poetgen NAME BEFORE… WORDS…``; with ``example``, WORDS may not be empty."""
 
-    def handler(repl: Repl, args: str) -> int:
+    def handler(repl: Shell, args: str) -> int:
         words = _words(args)
         if example and not words:
             usage = next(c.usage for c in COMMANDS.values() if c.handler is handler)
@@ -139,7 +155,7 @@ command("classify NAME... [OPTIONS]", "which language is each surname from (top 
 
 @command("check [POEM] [OPTIONS]", "form, 平仄, rhyme group and rules of a poem (default: the last one written)",
          "Uses the scheme setting.  Example: check 床前明月光，疑是地上霜。举头望明月，低头思故乡。")
-def cmd_check(repl: Repl, args: str) -> int:
+def cmd_check(repl: Shell, args: str) -> int:
     words = _words(args)
     if not [w for w in words if not w.startswith("-")]:
         if not repl.last_poem:
@@ -155,7 +171,7 @@ command("score FILE [OPTIONS]", "per-character NLL and perplexity of each line o
 @command("set NAME VALUE", "change a setting, or `set NAME default` (show settings lists them)",
          "Examples: set temp 0.7 · set top_k 8 · set top_p 0.9 · set seed 3 · set form 五律 · "
          "set script traditional · set rhyme off · set temp default")
-def cmd_set(repl: Repl, args: str) -> None:
+def cmd_set(repl: Shell, args: str) -> None:
     words = args.split(maxsplit=1)
     if not words:
         show_settings(repl)
@@ -169,7 +185,7 @@ def cmd_set(repl: Repl, args: str) -> None:
     repl.out.print(f"{key} = {escape(shown(repl.settings, key))}", style="dim")
 
 
-def show_settings(repl: Repl) -> None:
+def show_settings(repl: Shell) -> None:
     table = Table(title="settings", show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
@@ -180,7 +196,7 @@ def show_settings(repl: Repl) -> None:
 
 
 @command("show settings|models", "show the current settings, or the models")
-def cmd_show(repl: Repl, args: str) -> None:
+def cmd_show(repl: Shell, args: str) -> None:
     what = args.strip().lower() or "settings"
     if what == "settings":
         show_settings(repl)
@@ -191,7 +207,7 @@ def cmd_show(repl: Repl, args: str) -> None:
 
 
 @command("load PATH", "load a checkpoint file or run folder; its kind (poems, names, classify) is detected")
-def cmd_load(repl: Repl, args: str) -> None:
+def cmd_load(repl: Shell, args: str) -> None:
     path = args.strip()
     if not path:
         raise Usage("usage: load PATH — a .safetensors checkpoint or a run folder")
@@ -203,7 +219,7 @@ def cmd_load(repl: Repl, args: str) -> None:
 
 
 @command("models", "which models are loaded, and from where")
-def cmd_models(repl: Repl, args: str) -> None:
+def cmd_models(repl: Shell, args: str) -> None:
     from poetgen.checkpoint import bundled_checkpoint
 
     table = Table(box=None, pad_edge=False)
@@ -226,7 +242,7 @@ def cmd_models(repl: Repl, args: str) -> None:
 
 
 @command("help [COMMAND]", "list the commands, or explain one")
-def cmd_help(repl: Repl, args: str) -> None:
+def cmd_help(repl: Shell, args: str) -> None:
     name = args.strip().lower()
     if name:
         cmd = COMMANDS[repl.resolve(name)]
@@ -251,5 +267,5 @@ class Quit(Exception):
 
 
 @command("quit", "leave (also: exit, Ctrl-D)")
-def cmd_quit(repl: Repl, args: str) -> None:
+def cmd_quit(repl: Shell, args: str) -> None:
     raise Quit
