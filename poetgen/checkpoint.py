@@ -31,7 +31,9 @@ from poetgen.vocab import Tokenizer, tokenizer_from_dict
 FORMAT = "poetgen-checkpoint/1"
 TRAIN_PREFIX = "_train/"  # optimizer and RNG tensors, present only in `last`
 SEEN_KEY = "_seen"  # int64 hashes of training lines (poems) or names: novelty checks at sampling time
-BUNDLED = {"poems": "tang.safetensors", "names": "names-gen.safetensors", "classify": "names-cls.safetensors"}
+# "ci" is a poem model too (its categories are 词 tunes): the Song ci model that `write --form TUNE` uses.
+BUNDLED = {"poems": "tang.safetensors", "ci": "songci.safetensors", "names": "names-gen.safetensors",
+           "classify": "names-cls.safetensors"}
 
 
 @dataclass
@@ -314,7 +316,7 @@ def resolve(path: Path | str) -> Path:
 
 
 def bundled_checkpoint(kind: str) -> Path:
-    """The pretrained checkpoint that ships with the package for 'poems', 'names' or 'classify'."""
+    """The pretrained checkpoint that ships with the package for 'poems', 'ci', 'names' or 'classify'."""
     path = paths.bundled("checkpoints") / BUNDLED[kind]
     if not path.exists():
         raise PoetgenError(f"no bundled {kind} checkpoint at {path}; train one and pass --checkpoint", code=1)
@@ -330,7 +332,8 @@ def load_for(kind: str, path: Path | str | None, device: str = "cpu") -> Checkpo
     default = min(4, os.cpu_count() or 1) if kind == "names" else 1
     torch.set_num_threads(thread_count(os.environ.get("POETGEN_THREADS", str(default))))
     ck = load_checkpoint(path if path is not None else bundled_checkpoint(kind), device)
-    if ck.kind != kind:
+    expected = "poems" if kind == "ci" else kind
+    if ck.kind != expected:
         wanted = {"poems": "a poem language model", "names": "a names language model", "classify": "a names classifier"}
-        raise PoetgenError(f"{ck.path} is {wanted[ck.kind]}, but this command needs {wanted[kind]}")
+        raise PoetgenError(f"{ck.path} is {wanted[ck.kind]}, but this command needs {wanted[expected]}")
     return ck

@@ -282,6 +282,24 @@ def styles_plain(rows: list[dict]) -> str:
     return "\n".join(f"{row['style']}\t{row['poems']}" for row in rows)
 
 
+def tunes_table(rows: list[dict]) -> Table:
+    """The 词 tunes ``write --form TUNE`` writes (``tunes.listing``): poems, and each variant's lines."""
+    table = Table(title="词 tunes (write --form TUNE [--variant N])", box=box.SIMPLE)
+    for name, justify in (("tune", "left"), ("training ci", "right"), ("variants: lines/characters (share)", "left")):
+        table.add_column(name, justify=justify)
+    for row in rows:
+        table.add_row(Text(row["tune"]), f"{row['poems']:,}", _variants(row))
+    return table
+
+
+def _variants(row: dict) -> str:
+    return "  ".join(f"{v['variant']}: {v['lines']}/{v['chars']} ({v['share']:.0%})" for v in row["variants"])
+
+
+def tunes_plain(rows: list[dict]) -> str:
+    return "\n".join(f"{row['tune']}\t{row['poems']}\t{_variants(row)}" for row in rows)
+
+
 def key_values(data: dict, title: str | None = None) -> Table:
     t = Table(title=Text(title) if title else None, box=box.SIMPLE_HEAD, show_header=False)
     t.add_column(style="bold")

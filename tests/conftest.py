@@ -119,3 +119,18 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def models(tiny_models: dict[str, Path]) -> dict[str, Path]:
     """The tiny models under the name the command-line tests use."""
     return tiny_models
+
+
+@pytest.fixture(scope="session")
+def tiny_ci(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Run folder of a tiny 词 model: the first 400 Song ci of the real corpus (conditioned on their
+    tunes, as the shipped one is), so that its vocabulary holds every 词林正韵 部 a tune needs."""
+    real = SHARED / "chinese-poetry" / "songci" / "ci.song.0.json"
+    if not real.is_file():
+        pytest.skip(f"real Song ci not found at {SHARED}")
+    root = tmp_path_factory.mktemp("tiny-ci")
+    folder = root / "data" / "chinese-poetry" / "songci"
+    folder.mkdir(parents=True)
+    items = json.loads(real.read_text(encoding="utf-8"))[:400]
+    (folder / "ci.song.0.json").write_text(json.dumps(items, ensure_ascii=False), encoding="utf-8")
+    return train_tiny(root / "data", root / "ci", "songci", model={"adaptive": True, "cutoffs": [20]}, max_steps=40)

@@ -370,7 +370,8 @@ FLAGS = {"temperature": "--temp", "top_k": "--top-k", "top_p": "--top-p", "seed"
          "start": "--start", "guidance": "--guidance", "rerank": "--rerank", "embed": "--embed",
          "hidden": "--hidden", "layers": "--layers", "dropout": "--dropout", "generative": "--generative",
          "ngram": "--ngram", "bidirectional": "--bidirectional", "adaptive": "--adaptive", "tie": "--tie",
-         "cell": "--cell", "model": "--model", "samples": "--samples"}
+         "cell": "--cell", "model": "--model", "samples": "--samples", "variant": "--variant",
+         "acrostic": "--acrostic", "rhyme_scheme": "--rhyme-scheme"}
 
 
 def sampling_of(temp: float | None, top_k: int | None, top_p: float | None, seed: int | None, greedy: bool = False):

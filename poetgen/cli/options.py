@@ -56,7 +56,10 @@ Candidates = Annotated[int | None, typer.Option(
 PoemCount = Annotated[int | None, typer.Option("--num", "-n", help="How many poems (sampled as one batch; default "
                                                f"{POEMS_PER_CALL}).")]
 Form = Annotated[str | None, typer.Option(help=f"{', '.join(FORMS)} or auto (the default); acrostics of any length "
-                                          "also 五古 or 七古.", rich_help_panel=FORM)]
+                                          "also 五古 or 七古; or a 词 tune (水调歌头 …; 'list' lists them).",
+                                          rich_help_panel=FORM)]
+Variant = Annotated[int | None, typer.Option(help="A 词 tune's variant (又一体), 1 the most common (the default); "
+                                             "write --form list shows them.", rich_help_panel=FORM)]
 Rhyme = Annotated[bool | None, typer.Option("--rhyme/--no-rhyme", help="Force a 平 rhyme on the even lines "
                                             "(the default).", rich_help_panel=FORM)]
 SCHEME_HELP = f"pingshui (平水韵) or xinyun (中华新韵); default {RHYME_SCHEME}."

@@ -39,6 +39,7 @@ from poetgen.cli.options import (
     Seed,
     TopK,
     TopP,
+    Variant,
 )
 from poetgen.defaults import RHYME_SCHEME
 from poetgen.errors import PoetgenError
@@ -54,6 +55,7 @@ def write(
     acrostic: Annotated[bool, typer.Option("--acrostic", help="One head character per line (藏头诗).",
                                            rich_help_panel=FORM)] = False,
     form: Form = None,
+    variant: Variant = None,
     theme: Annotated[str | None, typer.Option(help="Keywords every poem holds, one per line: 秋,月,思乡 (1–2 "
                                               "characters each).", rich_help_panel=FORM)] = None,
     style: Annotated[str | None, typer.Option(help="Write as this poet (李白, 杜甫 …); 'list' lists the model's "
@@ -77,18 +79,22 @@ def write(
     as_json: Json = False,
 ) -> None:
     """Write a poem that continues PREFIX — [bold]poetgen write 青山 --temp 0.8[/]."""
+    from poetgen.poems import tunes
     from poetgen.poems.write import style_list, write_poems
-    from poetgen.render import poem_panel, poem_plain, styles_plain, styles_table
+    from poetgen.render import poem_panel, poem_plain, styles_plain, styles_table, tunes_plain, tunes_table
 
+    if form is not None and form.strip().lower() == "list":
+        show(tunes.listing(), as_json, tunes_table, tunes_plain)
+        return
     sampling = sampling_of(temp, top_k, top_p, seed, greedy)
-    ck = load_model("poems", checkpoint)
+    ck = load_model("ci" if form is not None and tunes.is_tune(form) else "poems", checkpoint)
     if style is not None and style.strip().lower() == "list":
         if not ck.styles:
             raise PoetgenError(f"{ck.path.name} is not conditioned on poets: it has no styles to list")
         show(style_list(ck), as_json, styles_table, styles_plain)
         return
-    options = given_only({"form": form, "n": num, "rhyme": rhyme, "rhyme_scheme": rhyme_scheme, "mood": mood,
-                          "script": script, "candidates": candidates, "style": style,
+    options = given_only({"form": form, "variant": variant, "n": num, "rhyme": rhyme, "rhyme_scheme": rhyme_scheme,
+                          "mood": mood, "script": script, "candidates": candidates, "style": style,
                           "theme": [w for w in theme.replace("，", ",").split(",") if w.strip()] if theme is not None
                           else None})
     with busy(f"writing {num} poems…") if num and num > 1 else contextlib.nullcontext():

@@ -167,7 +167,7 @@ def plan_acrostic(ck: Checkpoint, vocab: VocabMasks, heads: str, form: str) -> P
 MAX_KEYWORD = 2  # characters in a theme keyword
 
 
-def plan_theme(ck: Checkpoint, vocab: VocabMasks, plan: Plan, keywords: list[str]) -> Plan:
+def plan_theme(ck: Checkpoint, vocab: VocabMasks, plan: Plan, keywords: list[str], form: Form | None = None) -> Plan:
     """``plan`` with every theme keyword fixed in a line of its own, right after what the line
     already holds (a prefix, an acrostic head), spread over the poem in the order given.
 
@@ -179,12 +179,12 @@ def plan_theme(ck: Checkpoint, vocab: VocabMasks, plan: Plan, keywords: list[str
     words = _keywords(ck, vocab, keywords)
     needed = [w for w in words if w not in "".join(plan.given)]
     lines, width = len(plan.given), plan.width
-    room = [i for i in range(lines) if len(plan.given[i]) + MAX_KEYWORD <= width - 1]
+    form = form or form_of(plan.form, width, lines)  # a tune's Form is given: its lines differ
+    room = [i for i in range(lines) if len(plan.given[i]) + MAX_KEYWORD <= form.widths[i] - 1]
     if len(needed) > len(room):
         held = " with this prefix" if any(plan.given) else ""
         raise bad_value("theme", f"has {len(words)} keywords, but a {plan.form}{held} has room for "
                         f"{len(room)} (one per line)")
-    form = form_of(plan.form, width, lines)
     chosen = _placement(vocab, form, plan.given, room, needed)
     if chosen is None:
         raise bad_value("theme", f"keywords {' '.join(needed)} cannot all keep the 平仄 pattern of a {plan.form} "
@@ -269,5 +269,6 @@ def plan_tune(ck: Checkpoint, vocab: VocabMasks, prefix: str, form: Form) -> Pla
         given.append(text[start : start + width])
         start += width
     cats = ck.categories if ck.config.num_categories else []
-    category = cats.index(form.tune) if form.tune in cats else cats.index(OTHER) if OTHER in cats else None
+    known = form.tune if form.tune in cats else OTHER if OTHER in cats else None
+    category = cats.index(known) if known else 0 if cats else None
     return Plan(form.tune, form.width, given, list(form.marks), category)

@@ -37,12 +37,17 @@ def _bu_masks(tokens: tuple[str, ...]) -> Tensor:
 
 
 class TuneRhyme(Rule):
-    """The line ends of each rhyme set (``Form.rhyme_sets``) in one 部, in the line's rhyme tone.
+    """The line ends of each rhyme set (``Form.rhyme_sets``) in one 部, in the line's rhyme tone,
+    on characters of that one sure tone.
     A set's 部 is open until its first rhyme character is written (or fixed by the prefix); 部 with
     too few characters in the vocabulary to fill the set are avoided."""
 
     def __init__(self, vocab: VocabMasks, form: Form) -> None:
-        self.masks = _bu_masks(tuple(vocab.tokens)).to(vocab.cjk.device)
+        masks = _bu_masks(tuple(vocab.tokens)).to(vocab.cjk.device)
+        # A rhyme is heard in a character's common reading: only characters of one sure tone (了 has
+        # a 平 reading in 第十部, but a reader hears it 仄) end a rhyme line.
+        sure = torch.stack([vocab.tone == 0, vocab.tone == 1, vocab.tone == 1])
+        self.masks = masks & sure[:, None, :]
         self.set_of = {line: k for k, lines in enumerate(form.rhyme_sets) for line in lines}
         self.tone = [RHYME_TONE.get(t) for t in form.rhyme_tones]
         self.sets = form.rhyme_sets

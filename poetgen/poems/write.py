@@ -10,13 +10,24 @@ from poetgen.checkpoint import Checkpoint
 from poetgen.corpora import SCRIPTS, to_script
 from poetgen.defaults import MAX_CANDIDATES, MAX_POEMS, POEM_CANDIDATES, POEM_TEMPERATURE, POEMS_PER_CALL, RHYME_SCHEME
 from poetgen.errors import PoetgenError, bad_value, unknown
+from poetgen.poems import tunes
 from poetgen.poems.check import check_poem
 from poetgen.poems.decoder import Decoder, poem_rules
-from poetgen.poems.forms import form_of
+from poetgen.poems.forms import Form, form_of
 from poetgen.poems.masks import vocab_masks
-from poetgen.poems.plan import AUTO, model_script, normalise, plan_acrostic, plan_prefix, plan_theme
+from poetgen.poems.plan import (
+    AUTO,
+    FREE_FORMS,
+    model_script,
+    normalise,
+    plan_acrostic,
+    plan_prefix,
+    plan_theme,
+    plan_tune,
+)
 from poetgen.sample import Sampling
 from poetgen.styles import style_index
+from poetgen.verse import FORMS
 
 MAX_ROWS = 1000  # candidate lines decoded in one batch (memory: rows × vocabulary per step)
 
@@ -49,6 +60,7 @@ def write_poems(
     sampling: Sampling | None = None, rhyme: bool = True, rhyme_scheme: str = RHYME_SCHEME,
     allow_repeats: bool = False, allow_copies: bool = False, mood: str = "", script: str | None = None,
     tones: bool = True, candidates: int = POEM_CANDIDATES, theme: list[str] | None = None, style: str | None = None,
+    variant: int | None = None,
 ) -> list[Poem]:
     """Write ``n`` poems in one batch; each keeps the form exactly (see the module docstring).
 
@@ -67,6 +79,9 @@ def write_poems(
     the poem (see ``plan.plan_theme``); with a prefix, an acrostic and any form.
 
     ``style``: a poet of a styled model (``ck.styles``; either script) to write as; None: any.
+
+    ``form`` may name a 词 tune (``tunes.py``; the ci model knows them): the poem is then a ci of
+    the tune's ``variant`` (1, the most common, when None), its rhyme in the 词林正韵.
     """
     if not 1 <= n <= MAX_POEMS:
         raise bad_value("n", f"(the number of poems) must be between 1 and {MAX_POEMS}, got {n}")
@@ -78,9 +93,14 @@ def write_poems(
     if ck.config.task != "lm":
         raise PoetgenError(f"{ck.path} is a classifier, not a language model")
     vocab = vocab_masks(ck, rhyme_scheme)
-    plan = plan_acrostic(ck, vocab, prefix, form) if acrostic else plan_prefix(ck, vocab, prefix, form)
+    tune = _tune_form(form, variant, acrostic, rhyme_scheme)
+    if tune is not None:
+        plan = plan_tune(ck, vocab, prefix, tune)
+    else:
+        plan = plan_acrostic(ck, vocab, prefix, form) if acrostic else plan_prefix(ck, vocab, prefix, form)
+    form_ = tune or form_of(plan.form, plan.width, len(plan.given))
     if theme is not None:
-        plan = plan_theme(ck, vocab, plan, theme)
+        plan = plan_theme(ck, vocab, plan, theme, form_)
     if style is not None:
         plan = replace(plan, style=style_index(ck, style))
     mood_text = ""
@@ -91,7 +111,6 @@ def write_poems(
             raise PoetgenError("none of the mood's characters are in the model's vocabulary")
     base = sampling.seed if sampling.seed is not None else secrets.randbelow(2**31)
     seeds = [base + i for i in range(n)]
-    form_ = form_of(plan.form, plan.width, len(plan.given))
     mood_chars = [vocab.char_id[ch] for ch in mood_text if vocab.cjk[vocab.char_id[ch]]]  # what the bonus lifts
     rules = poem_rules(ck, vocab, plan, form_, rhyme=rhyme, tones=tones, allow_repeats=allow_repeats,
                        allow_copies=allow_copies, mood_ids=mood_chars)
@@ -111,11 +130,28 @@ def write_poems(
         if target is not None and target != source:
             lines = [to_script(line, target) for line in lines]
         text = "".join(line + mark for line, mark in zip(lines, plan.marks, strict=True))
-        check = check_poem(text, rhyme_scheme)
+        check = check_poem(text, rhyme_scheme, tune=plan.form if tune else None)
         score = {"by": "line search", "candidates": candidates, "nll_per_token": nll[i]} if candidates > 1 else None
         poems.append(Poem(text, lines, plan.form, check.rhyme_group, seeds[i], check.to_dict(), copied[i],
                           score, poet))
     return poems
+
+
+def _tune_form(form: str, variant: int | None, acrostic: bool, scheme: str) -> Form | None:
+    """The tune's variant when ``form`` names a 词 tune, else None (a shi form; ``variant`` unused)."""
+    if not tunes.is_tune(form):
+        if form not in (*FORMS, *FREE_FORMS, AUTO):
+            hint = tunes.nearest(form)
+            raise PoetgenError(f"unknown form '{form}': {', '.join([*FORMS, AUTO])} or a 词 tune"
+                               + (f" (nearest tunes: {', '.join(hint)})" if hint else " (write --form list)"))
+        if variant is not None:
+            raise bad_value("variant", f"applies to a 词 tune, not to {form}")
+        return None
+    if acrostic:
+        raise bad_value("acrostic", f"writes shi: one head per line of a 绝句 or 律诗, not a {form}")
+    if scheme != RHYME_SCHEME:
+        raise bad_value("rhyme_scheme", f"is the 平水韵 for a 词 (its 词林正韵 is built on it), not {scheme}")
+    return tunes.form(form, variant or 1)
 
 
 def style_list(ck: Checkpoint) -> list[dict]:
