@@ -196,6 +196,7 @@ def test_completion_offers_commands_settings_forms_and_languages():
     assert {"write", "acrostic"} <= words("")
     assert words("wr") == {"write"}
     assert "五律" in words("set form ")
+    assert {"水调歌头", "水龙吟"} <= words("write --form 水") and "浣溪沙" in words("write --form ")
     assert "traditional" in words("set script ")
     assert words("names Rus") == {"Russian"}
     assert "top_k" in words("set to")

@@ -32,6 +32,7 @@ from poetgen import __version__, paths
 from poetgen.corpora import SCRIPTS
 from poetgen.defaults import TOP_K, TOP_P
 from poetgen.errors import PoetgenError, closest
+from poetgen.poems import tunes
 from poetgen.poems.prosody import SCHEMES
 from poetgen.repl.commands import ALIASES, CLI_COMMANDS, COMMANDS, Quit, Usage, long_options
 from poetgen.repl.models import KIND_NAMES, KINDS, Models
@@ -97,7 +98,8 @@ class Repl:
 
         words: dict[str, Any] = {name: None for name in COMMANDS}
         words["exit"] = None
-        values = {"--form": ("auto", *FORMS), "--script": SCRIPTS, "--rhyme-scheme": SCHEMES, "--scheme": SCHEMES}
+        forms = ("auto", *FORMS, "list", *tunes.tunes())  # the 词 tunes too: write --form 水调歌头
+        values = {"--form": forms, "--script": SCRIPTS, "--rhyme-scheme": SCHEMES, "--scheme": SCHEMES}
         for name in CLI_COMMANDS:
             words[name] = {flag: dict.fromkeys(values.get(flag, ())) or None for flag in long_options(name)}
         words["acrostic"] = words["write"]

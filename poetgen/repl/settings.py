@@ -14,6 +14,7 @@ from typing import Any
 from poetgen.corpora import SCRIPTS
 from poetgen.defaults import MAX_CANDIDATES, MAX_POEMS
 from poetgen.errors import PoetgenError, unknown
+from poetgen.poems import tunes
 from poetgen.poems.prosody import SCHEMES
 from poetgen.verse import FORMS, verse_chars
 
@@ -113,7 +114,7 @@ SETTINGS: dict[str, Setting] = {
     "top_k": Setting(_number(int, 0, math.inf, "a whole number ≥ 0")),
     "top_p": Setting(_number(float, 1e-9, 1, "a number in (0, 1]")),
     "seed": Setting(_seed, ("none",), "'none': a random seed"),
-    "form": Setting(_choice("auto", *FORMS), ("auto", *FORMS)),
+    "form": Setting(_choice("auto", *FORMS, *tunes.tunes()), ("auto", *FORMS, *tunes.tunes())),  # shi or 词 tune
     "script": Setting(_choice(*SCRIPTS), SCRIPTS),
     "rhyme": Setting(_switch, SWITCH, "on or off"),
     "scheme": Setting(_choice(*SCHEMES), SCHEMES),
