@@ -1,3 +1,3 @@
-from poetgen.cli import main
+from poetgen.repl.console import main
 
 main()

@@ -268,7 +268,7 @@ def test_score_refuses_a_line_it_would_take_minutes_over(models):
 
 def poetgen_process(shell_redirect: str, *args: str, **env: str) -> subprocess.CompletedProcess:
     """``poetgen ARGS`` in a real process whose streams the shell redirects (``<&-``, ``>&-``)."""
-    script = f'exec "$0" -c "from poetgen.cli import main; main()" "$@" {shell_redirect}'
+    script = f'exec "$0" -c "from poetgen.repl.console import main; main()" "$@" {shell_redirect}'
     return subprocess.run(["sh", "-c", script, sys.executable, *args], capture_output=True, text=True,
                           env={**os.environ, **ENV, **env}, timeout=120)
 

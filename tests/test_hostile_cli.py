@@ -31,7 +31,7 @@ TRAIN = ["train", "--corpus", "names", "--hidden", "16", "--embed", "8", "--laye
 
 
 def process(*args: str, env: dict | None = None, **popen) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", "from poetgen.cli import main; main()", *args],
+    return subprocess.Popen([sys.executable, "-c", "from poetgen.repl.console import main; main()", *args],
                             env={**os.environ, **ENV, "OMP_NUM_THREADS": "1", **(env or {})}, **popen)
 
 
@@ -40,7 +40,7 @@ def process(*args: str, env: dict | None = None, **popen) -> subprocess.Popen:
 
 PEAK = """
 import resource, sys
-from poetgen.cli import main
+from poetgen.repl.console import main
 try:
     main()
 finally:

@@ -433,7 +433,7 @@ TRAIN_PROCESS = textwrap.dedent("""
     import safetensors.torch as st
     import poetgen.checkpoint as ck
     import poetgen.train
-    from poetgen.cli import main
+    from poetgen.repl.console import main
     if os.environ.get("KILL_AT_SAVE"):
         real, calls = ck.write_safetensors, []
         def write_safetensors(tensors, path, metadata):

@@ -420,7 +420,7 @@ def repl(ctx: typer.Context) -> None:
 
 def start_shell(ctx: typer.Context) -> int:
     """Run the interactive shell and return its exit code. The shell runs these very commands, so
-    it imports this module and not the other way round: the console script (``poetgen.cli.main``)
+    it imports this module and not the other way round: the console script (``poetgen.repl.console.main``)
     hands it to the app as the context's ``obj``."""
     shell = ctx.find_root().obj
     if shell is None:
