@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from poetgen.cli import base
+import poetgen.cli.base as base
 from poetgen.cli.base import (
     CheckpointOpt,
     Json,

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from poetgen.cli import base
+import poetgen.cli.base as base
 from poetgen.cli.base import (
     SESSION,
     CheckpointOpt,

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from poetgen.cli import base
+import poetgen.cli.base as base
 from poetgen.cli.base import DATA, MODEL, OPTIM, CorpusScript, DataDir, Json, app, corpus_app, handled, path_value, show
 from poetgen.corpora import CORPORA
 from poetgen.errors import PoetgenError

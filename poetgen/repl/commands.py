@@ -105,7 +105,7 @@ def run_cli(repl: Shell, name: str, words: list[str]) -> int:
     in place of the bundled ones, output on the session's consoles. Returns the exit code."""
     import typer
 
-    from poetgen.cli import base as cli
+    import poetgen.cli.base as cli
 
     defaults = {option: getattr(repl.settings, key) for key, option in SETTING_OPTIONS.get(name, {}).items()
                 if getattr(repl.settings, key) is not None}
