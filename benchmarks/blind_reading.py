@@ -10,7 +10,8 @@ How to run (from the repository root, with the corpora at ../shared/corpora)::
 
 ``make`` takes ``--per-form`` test-split Tang poems of each regulated form at random (``--seed``)
 and writes one poem per real one at the library's defaults, opening with its first two characters
-(seed = ``--seed`` + its index). Two protocols:
+(seed = ``--seed`` + its index). With ``--tunes 浣溪沙,鹧鸪天,…`` it takes test-split Song ci of
+those tunes instead and the ci model writes each as a ci of the real one's tune. Two protocols:
 
 * paired: all real and generated poems in one shuffled list. Poems sharing an opening come in
   pairs, so a reader can compare within a pair: recognition near 100% says little there.
@@ -30,7 +31,7 @@ import random
 import statistics
 from pathlib import Path
 
-QUESTIONS = """You are a careful reader of classical Chinese regulated verse (近体诗). Below are short
+QUESTIONS = """You are a careful reader of classical Chinese verse (近体诗, or 词 to a tune). Below are short
 poems, numbered. Some are genuine Tang poems, some were written by a computer program; the mix is
 unknown to you and need not be half and half. Do not use any tools: judge from the texts alone.
 For each poem give fluency, coherence and meaning (1-5), for 8-line poems the 颔联 and 颈联 each
@@ -48,11 +49,12 @@ def make(args: argparse.Namespace) -> None:
     from poetgen.poems.write import write_poems
     from poetgen.sample import Sampling
 
-    ck = load_for("poems", args.checkpoint)
-    corpus = load_corpus("tang", args.data_dir)
+    tunes = [t for t in (args.tunes or "").split(",") if t]
+    ck = load_for("ci" if tunes else "poems", args.checkpoint)
+    corpus = load_corpus("songci" if tunes else "tang", args.data_dir)
     rng = random.Random(args.seed)
     pairs = []
-    for form in TABLE:
+    for form in tunes or TABLE:
         real = [s.text for s in corpus.samples if s.split == "test" and s.category == form]
         kept = 0
         for i, text in enumerate(rng.sample(real, min(len(real), 2 * args.per_form))):
@@ -119,6 +121,7 @@ def main() -> None:
     m.add_argument("--out", required=True)
     m.add_argument("--per-form", type=int, default=6)
     m.add_argument("--seed", type=int, default=200)
+    m.add_argument("--tunes", default=None, help="comma-separated 词 tunes: Song ci and the ci model instead")
     m.set_defaults(run=make)
     s = sub.add_parser("score", help="score a reader's answers against the key")
     s.add_argument("key")
