@@ -191,7 +191,7 @@ def run_repl(
             "[bold red]error:[/] stdin is closed: the shell has no commands to read (pipe commands in, or run it "
             "in a terminal)", soft_wrap=True)
         return 2
-    models = Models({"poems": poems, "names": names, "classify": classifier})
+    models = Models({"poems": poems, "ci": None, "names": names, "classify": classifier})
     terminal = input is not None or (sys.stdin.isatty() and sys.stdout.isatty())
     out = console or Console(highlight=False)
     err = out if terminal or console is not None else Console(stderr=True, highlight=False)

@@ -8,7 +8,7 @@ from typing import Any
 
 from poetgen.errors import PoetgenError
 
-KINDS = ("poems", "names", "classify")
+KINDS = ("poems", "ci", "names", "classify")
 KIND_NAMES = {"poems": "poem", "ci": "词", "names": "names", "classify": "names classifier"}
 # Completion for `names LANGUAGE` before the names model is loaded (loading it just to complete a
 # word would break "models load on first use"): the 18 languages of the PyTorch tutorial's data.
