@@ -236,6 +236,11 @@ def test_a_tunes_rhyme_sets_keep_one_bu_in_the_tone_the_tune_rhymes_in(vocab: Vo
     ends = allowed(vocab, rule, at)
     assert "愁" in ends and "楼" not in ends and "人" not in ends  # 第十二部 平; 楼 used; 人 is 第六部
     assert all((cilin.PING, 12) in cilin.readings(ch) for ch in ends)
+    # 平 is read in 第十一部 and, rarely, 第七部: no rhyme for the writer in either
+    assert cilin.bus("平", cilin.PING) == {7, 11}
+    zhegu = tunes.form("鹧鸪天")
+    ends = allowed(vocab, TuneRhyme(vocab, zhegu), tune_slot(vocab, zhegu, ["屈指相思楚水边", "江南风月暮云"], 1, 6))
+    assert "前" in ends and "平" not in ends
     # a set not begun yet is open, but only to its tone: line 5 (仄) takes no sure 平 character
     ends = allowed(vocab, rule, tune_slot(vocab, form, [*written, "愁", "玉阶空伫"], 4, 4))
     assert "立" not in ends and "夜" in ends and "天" not in ends  # 立 is 入声; 夜 去; 天 平

@@ -25,15 +25,17 @@ BUS = 19
 
 @functools.cache
 def _bu_masks(tokens: tuple[str, ...]) -> Tensor:
-    """(3, 19, V): does a token have a reading of tone class t in 部 b (``cilin.bus``, the writer's
-    strict reading: a split group's character only in its own half)."""
+    """(3, 19, V): does a token have a reading of tone class t in 部 b, and in no other 部 of that tone
+    (``cilin.bus``, the writer's strict reading: a split group's character only in its own half)."""
     out = torch.zeros(len(TONE_CLASSES), BUS, len(tokens), dtype=torch.bool)
     for i, token in enumerate(tokens):
         if i < 4 or len(token) != 1:
             continue
         for tone, bu in cilin.readings(token):
             out[TONE_CLASSES.index(tone), bu - 1, i] = True
-    return out
+    # A character read in two 部 of one tone (平: 第十一部 píng, 第七部 pián) rhymes in neither for
+    # the writer: a reader hears its common reading, which may be the other one.
+    return out & (out.sum(1, keepdim=True) == 1)
 
 
 class TuneRhyme(Rule):
