@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from poetgen.checkpoint import Checkpoint
 from poetgen.corpora import SCRIPTS, to_script
 from poetgen.errors import PoetgenError, bad_value, unknown
-from poetgen.poems.forms import Form, form_of, verse_name
+from poetgen.poems.forms import Form, verse_name
 from poetgen.poems.masks import VocabMasks
 from poetgen.verse import ASCII_MARKS, COMMA, FORMS, OTHER, STOP, TYPED_MARKS, WIDTH_NAME, nearest_form, verse_chars
 
@@ -167,9 +167,10 @@ def plan_acrostic(ck: Checkpoint, vocab: VocabMasks, heads: str, form: str) -> P
 MAX_KEYWORD = 2  # characters in a theme keyword
 
 
-def plan_theme(ck: Checkpoint, vocab: VocabMasks, plan: Plan, keywords: list[str], form: Form | None = None) -> Plan:
+def plan_theme(ck: Checkpoint, vocab: VocabMasks, plan: Plan, keywords: list[str], form: Form) -> Plan:
     """``plan`` with every theme keyword fixed in a line of its own, right after what the line
-    already holds (a prefix, an acrostic head), spread over the poem in the order given.
+    already holds (a prefix, an acrostic head), spread over the poem in the order given. ``form`` is
+    the plan's form (a tune's lines differ in length: each line's own width bounds its room).
 
     Never at a line's last character (the rhyme and the oblique endings stay the decoder's), and,
     in regulated verse, only where the keyword's sure tones fit the 平仄 pattern the poem's other
@@ -178,8 +179,7 @@ def plan_theme(ck: Checkpoint, vocab: VocabMasks, plan: Plan, keywords: list[str
     """
     words = _keywords(ck, vocab, keywords)
     needed = [w for w in words if w not in "".join(plan.given)]
-    lines, width = len(plan.given), plan.width
-    form = form or form_of(plan.form, width, lines)  # a tune's Form is given: its lines differ
+    lines = len(plan.given)
     room = [i for i in range(lines) if len(plan.given[i]) + MAX_KEYWORD <= form.widths[i] - 1]
     if len(needed) > len(room):
         held = " with this prefix" if any(plan.given) else ""

@@ -40,9 +40,9 @@ def _bu_masks(tokens: tuple[str, ...]) -> Tensor:
 
 class TuneRhyme(Rule):
     """The line ends of each rhyme set (``Form.rhyme_sets``) in one 部, in the line's rhyme tone,
-    on characters of that one sure tone.
-    A set's 部 is open until its first rhyme character is written (or fixed by the prefix); 部 with
-    too few characters in the vocabulary to fill the set are avoided."""
+    on characters of that one sure tone. A set's 部 is open until its first rhyme character is
+    written (or fixed by the prefix); 部 with too few characters in the vocabulary to fill the set
+    are avoided."""
 
     def __init__(self, vocab: VocabMasks, form: Form) -> None:
         masks = _bu_masks(tuple(vocab.tokens)).to(vocab.cjk.device)
