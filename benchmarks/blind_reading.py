@@ -10,7 +10,8 @@ How to run (from the repository root, with the corpora at ../shared/corpora)::
 
 ``make`` takes ``--per-form`` test-split Tang poems of each regulated form at random (``--seed``)
 and writes one poem per real one at the library's defaults, opening with its first two characters
-(seed = ``--seed`` + its index). With ``--tunes 浣溪沙,鹧鸪天,…`` it takes test-split Song ci of
+(seed = ``--seed`` + its index; ``--candidates`` and ``--temperature`` override the defaults, to
+compare settings on the same openings). With ``--tunes 浣溪沙,鹧鸪天,…`` it takes test-split Song ci of
 those tunes instead and the ci model writes each as a ci of the real one's tune. Two protocols:
 
 * paired: all real and generated poems in one shuffled list. Poems sharing an opening come in
@@ -44,6 +45,7 @@ id | fluency | coherence | meaning | duizhang34 | duizhang56 | verdict | confide
 def make(args: argparse.Namespace) -> None:
     from poetgen.checkpoint import load_for
     from poetgen.corpora import load_corpus
+    from poetgen.defaults import POEM_CANDIDATES
     from poetgen.errors import PoetgenError
     from poetgen.poems.forms import TABLE
     from poetgen.poems.write import write_poems
@@ -61,7 +63,8 @@ def make(args: argparse.Namespace) -> None:
             if kept == args.per_form:
                 break
             try:
-                poem = write_poems(ck, text[:2], form=form, sampling=Sampling(seed=args.seed + i))[0]
+                poem = write_poems(ck, text[:2], form=form, candidates=args.candidates or POEM_CANDIDATES,
+                                   sampling=Sampling(seed=args.seed + i, temperature=args.temperature))[0]
             except PoetgenError:  # an opening the model never saw
                 continue
             pairs.append({"form": form, "tang": text, "gen": poem.text})
@@ -81,7 +84,8 @@ def make(args: argparse.Namespace) -> None:
         key[f"split-{n}"] = _write_list(out / f"split-{n}.txt", half, rng)
     (out / "key.json").write_text(json.dumps({"key": key, "pairs": pairs}, ensure_ascii=False, indent=1),
                                   encoding="utf-8")
-    (out / "questions.txt").write_text(QUESTIONS, encoding="utf-8")
+    questions = QUESTIONS.replace("genuine Tang poems", "genuine Song ci") if tunes else QUESTIONS
+    (out / "questions.txt").write_text(questions, encoding="utf-8")
     print(f"{len(pairs)} openings; lists and key in {out}")
 
 
@@ -95,18 +99,22 @@ def _write_list(path: Path, items: list[tuple[str, str]], rng: random.Random) ->
 
 def score(args: argparse.Namespace) -> None:
     key = json.loads(Path(args.key).read_text(encoding="utf-8"))["key"][args.list]
-    rows: dict[str, list[list[str]]] = {"tang": [], "gen": []}
+    rows: dict[str, list[tuple[list[float], list[str], str]]] = {"tang": [], "gen": []}
     for line in Path(args.answers).read_text(encoding="utf-8").splitlines():
         parts = [p.strip() for p in line.split("|")]
-        if len(parts) >= 8 and parts[0] in key:
-            rows[key[parts[0]]].append(parts)
+        verdicts = [i for i, p in enumerate(parts) if p in ("human", "machine")]
+        if len(parts) < 6 or parts[0] not in key or not verdicts:
+            continue
+        # readers sometimes write one "-" for a quatrain's two 对仗 columns: the verdict anchors the rest
+        verdict = verdicts[0]
+        rows[key[parts[0]]].append(([float(p) for p in parts[1:4]], parts[4:verdict], parts[verdict]))
     for who, answers in rows.items():
         if not answers:
             continue
-        mean = {name: statistics.mean(float(a[i]) for a in answers) for i, name in
-                ((1, "fluency"), (2, "coherence"), (3, "meaning"))}
-        recognised = sum((a[6] == "machine") == (who == "gen") for a in answers)
-        couplets = [c for a in answers for c in a[4:6] if c in ("full", "partial", "none")]
+        mean = {name: statistics.mean(a[0][i] for a in answers) for i, name in
+                enumerate(("fluency", "coherence", "meaning"))}
+        recognised = sum((a[2] == "machine") == (who == "gen") for a in answers)
+        couplets = [c for a in answers for c in a[1] if c in ("full", "partial", "none")]
         print(f"{who}: n={len(answers)} " + " ".join(f"{k} {v:.2f}" for k, v in mean.items())
               + f" recognised {recognised}/{len(answers)} 对仗 full {couplets.count('full')}/{len(couplets)}"
               f" partial {couplets.count('partial')} none {couplets.count('none')}")
@@ -121,6 +129,8 @@ def main() -> None:
     m.add_argument("--out", required=True)
     m.add_argument("--per-form", type=int, default=6)
     m.add_argument("--seed", type=int, default=200)
+    m.add_argument("--candidates", type=int, default=None, help="lines drawn per line (default: the library's)")
+    m.add_argument("--temperature", type=float, default=None, help="(default: the library's)")
     m.add_argument("--tunes", default=None, help="comma-separated 词 tunes: Song ci and the ci model instead")
     m.set_defaults(run=make)
     s = sub.add_parser("score", help="score a reader's answers against the key")

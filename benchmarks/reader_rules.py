@@ -13,6 +13,8 @@ the real poems face the same checker:
   neighbours (share of poems whose even lines rhyme in a 平 group);
 * repeats: extra repeated characters per poem (a reduplication such as 悠悠 not counted);
 * 三平尾 per line, 孤平 per level-ending line;
+* seasons clash: share of poems with two clashing seasons (``poems.seasons.clashes``: 春 and 秋,
+  莺 and 秋, 菊 and 春 …);
 * 律诗 middle couplets: share called parallel (``duizhang.PARALLEL``) and characters facing
   themselves per couplet.
 
@@ -33,6 +35,7 @@ from poetgen.errors import PoetgenError
 from poetgen.poems.check import check_poem, extra_repeats, lone_level, three_level_tail
 from poetgen.poems.duizhang import PARALLEL, pair_table
 from poetgen.poems.forms import TABLE
+from poetgen.poems.seasons import clashes
 from poetgen.poems.write import write_poems
 from poetgen.sample import Sampling
 from poetgen.verse import split_lines
@@ -60,6 +63,7 @@ def rates(texts: list[str], form: str) -> dict[str, float]:
         "repeats/poem": sum(extra_repeats(c.lines) for c in checks) / len(checks),
         "三平尾/line": sum(three_level_tail(m) for m in lines) / len(lines),
         "孤平/line": sum(lone_level(m) for m in level_lines) / max(len(level_lines), 1),
+        "seasons clash": sum(clashes(t) for t in texts) / len(texts),
     }
     couplets = [c for check in checks for c in check.couplets]
     if couplets:

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from poetgen.checkpoint import Checkpoint, load_checkpoint, text_hash
 from poetgen.corpora import Sample, to_script
+from poetgen.defaults import POEM_CANDIDATES
 from poetgen.errors import PoetgenError
 from poetgen.poems import prosody
 from poetgen.poems.check import check_poem
@@ -413,11 +414,11 @@ def test_line_search_reports_the_true_likelihood_and_keeps_likelier_lines(poem_c
 
     one = write_poems(poem_ck, "白日", form="五绝", n=2, sampling=Sampling(seed=11), candidates=1)
     assert "score" not in one[0].to_dict()
-    best = write_poems(poem_ck, "白日", form="五绝", n=6, sampling=Sampling(seed=11))  # the default: 4 per line
-    again = write_poems(poem_ck, "白日", form="五绝", n=6, sampling=Sampling(seed=11), candidates=4)
+    best = write_poems(poem_ck, "白日", form="五绝", n=6, sampling=Sampling(seed=11))  # the default
+    again = write_poems(poem_ck, "白日", form="五绝", n=6, sampling=Sampling(seed=11), candidates=POEM_CANDIDATES)
     assert [p.text for p in best] == [p.text for p in again]  # same seed, same poems
     for i, poem in enumerate(best):
-        assert poem.seed == 11 + i and poem.check["passed"] and poem.score["candidates"] == 4
+        assert poem.seed == 11 + i and poem.check["passed"] and poem.score["candidates"] == POEM_CANDIDATES
         assert poem.score["by"] == "line search"
         # the kept candidates' recurrent states were carried correctly from line to line
         assert poem.score["nll_per_token"] == pytest.approx(_poem_nll(poem_ck, poem), rel=1e-4)

@@ -18,6 +18,7 @@ from poetgen.poems.forms import TABLE, Form
 from poetgen.poems.masks import VocabMasks, vocab_masks
 from poetgen.poems.repeats import LineRepeats, Novelty, PoemRepeats
 from poetgen.poems.rules import MOOD_BONUS, FirstLine, Fixed, Mood, ObliqueEnds, Rhyme, Shape
+from poetgen.poems.seasons import Season, clashes
 from poetgen.poems.slot import OPEN, Slot
 from poetgen.poems.tones import LevelTail, TonePattern
 from poetgen.poems.tune_rules import TuneRhyme, TuneTones
@@ -117,6 +118,23 @@ def test_first_line_ending_on_a_level_character_rhymes(vocab: VocabMasks) -> Non
     assert "来" in ends and "流" not in ends
 
 
+def test_a_character_read_in_two_groups_rhymes_only_where_tang_poets_rhymed_it(vocab: VocabMasks) -> None:
+    assert RHYMES.level_groups("平") == {"下平聲八庚", "下平聲一先"}  # the table allows both
+
+    def last_rhyme(rhyme_char: str) -> set[str]:
+        lines = ["白日依山尽", "黄河入海" + rhyme_char, "欲穷千里目", "更上一层"]
+        return allowed(vocab, Rhyme(vocab, FIVE, [""] * 4), slot(vocab, FIVE, lines, 3, 4))
+
+    xian = last_rhyme("天")
+    assert "年" in xian and "平" not in xian and "还" not in xian  # 还 is 删 to the ear (580 uses to 6)
+    assert {"平", "行", "明"} <= last_rhyme("城")
+    yang = last_rhyme("光")
+    assert "行" in yang and "平" not in yang  # 行 háng: Tang poets rhymed it in 阳 195 times
+    # and line 1: 平 closing line 1 of a 先 poem would sound off the rhyme
+    rhyme = Rhyme(vocab, FIVE, ["", "黄河入海天", "", ""])
+    assert "平" not in allowed(vocab, FirstLine(rhyme), slot(vocab, FIVE, ["白日依山", "黄河入海天"], 0, 4))
+
+
 def test_oblique_ends_on_odd_lines_after_the_first(vocab: VocabMasks) -> None:
     rule = ObliqueEnds(vocab, FIVE)
     ends = allowed(vocab, rule, slot(vocab, FIVE, ["白日依山尽", "黄河入海流", "欲穷千里"], 2, 4))
@@ -141,6 +159,21 @@ def test_poem_repeats_keep_the_forms_budget_never_thrice_and_no_phrase_twice(voc
     assert "日" not in phrase  # 白日 twice
 
 
+def test_season_closes_the_seasons_that_clash_with_the_one_the_poem_names(vocab: VocabMasks) -> None:
+    form, rule = TABLE["五律"], Season(vocab)
+    spring = allowed(vocab, rule, slot(vocab, form, ["南地春风起", "西园"], 1, 2))
+    assert not {"秋", "夏", "冬", "菊", "砧", "凉"} & spring
+    assert {"莺", "杏", "花", "柳", "梅"} <= spring  # spring's own markers, and what no season owns
+    autumn = allowed(vocab, rule, slot(vocab, form, ["蝉鸣落叶", ""], 0, 4))  # 蝉: no side (0.16)
+    assert {"春", "秋", "菊", "莺"} <= autumn
+    marker = allowed(vocab, rule, slot(vocab, form, ["黄菊", ""], 0, 2))  # 菊 stands with autumn
+    assert "春" not in marker and "莺" not in marker and "秋" in marker and "冬" in marker
+    nothing = allowed(vocab, rule, slot(vocab, form, ["青山", ""], 0, 2))
+    assert {"春", "夏", "秋", "冬"} <= nothing
+    assert clashes("秋园独掩扉，莺啼晓漏微。") and clashes("春风起，花开承露菊。")
+    assert not clashes("春风起，莺啼晓漏微。")
+
+
 def test_tone_pattern_follows_the_base_the_first_sure_key_character_sets(vocab: VocabMasks) -> None:
     rule = TonePattern(vocab, FIVE)
     # 日 (仄, 入声) at line 1's 2nd place: line 2's 2nd place is 平 (对) and line 1's 4th is 平 (二四分明)
@@ -163,6 +196,10 @@ def test_level_tail_avoids_three_level_tones_and_a_lone_level_tone(vocab: VocabM
     lone = allowed(vocab, rule, slot(vocab, FIVE, ["白日依山尽", "落河"], 1, 2))
     assert not any(oblique(ch) for ch in lone)  # 仄平仄仄平 is 孤平
     assert len(allowed(vocab, rule, slot(vocab, FIVE, ["白日"], 0, 2))) == len(vocab.tokens)  # line 1: free
+    # ... until its last character: after 平平 it ends 仄 (or unsure), never on a third sure 平
+    end = allowed(vocab, rule, slot(vocab, FIVE, ["白日依山"], 0, 4))
+    assert "光" not in end and "尽" in end and not any(level(ch) for ch in end)
+    assert "光" in allowed(vocab, rule, slot(vocab, FIVE, ["白日依水"], 0, 4))
 
 
 def test_parallel_answers_the_facing_character_and_never_repeats_it(vocab: VocabMasks) -> None:

@@ -3,7 +3,7 @@ and a search over candidate lines.
 
 The model proposes, the rules dispose: before every draw ``sample.constrain`` runs the poem's rules
 (``poem_rules``: the shape, the plan's fixed characters, the mood, novelty, rhyme, 首句, repetition,
-the 平仄 pattern, 三平尾/孤平, 对仗; for a 词 tune its rhyme sets and fixed tones, ``tune_rules.py``)
+one season, the 平仄 pattern, 三平尾/孤平, 对仗; for a 词 tune its rhyme sets and fixed tones, ``tune_rules.py``)
 over the logits, each seeing the poem so far (``slot.Slot``). So every poem has exactly its
 form's lines and characters, its marks, its rhyme; nothing is
 rejection-sampled except whole lines copied from the training data (a bounded number of retries).
@@ -37,6 +37,7 @@ from poetgen.poems.masks import VocabMasks
 from poetgen.poems.plan import Plan
 from poetgen.poems.repeats import LineRepeats, Novelty, PoemRepeats
 from poetgen.poems.rules import FirstLine, Fixed, Mood, ObliqueEnds, Rhyme, Shape
+from poetgen.poems.seasons import Season
 from poetgen.poems.slot import OPEN, Slot
 from poetgen.poems.tones import LevelTail, TonePattern
 from poetgen.poems.tune_rules import TuneRhyme, TuneTones
@@ -61,7 +62,7 @@ def poem_rules(ck: Checkpoint, vocab: VocabMasks, plan: Plan, form: Form, *, rhy
         rhymes = Rhyme(vocab, form, plan.given)
         rules += [rhymes, *([FirstLine(rhymes)] if form.first_line else []), ObliqueEnds(vocab, form)]
     if not allow_repeats:
-        rules += [LineRepeats(), PoemRepeats(form.repeats)]
+        rules += [LineRepeats(), PoemRepeats(form.repeats), Season(vocab)]
     if rhyme and tones and form.tune:
         rules.append(TuneTones(vocab, form))
     elif rhyme and tones and form.tones:

@@ -13,6 +13,8 @@ from poetgen.errors import PoetgenError
 from poetgen.poems import prosody
 from poetgen.verse import COMMA, ODD_LINE_MARKS, STOP, is_cjk
 
+HEARD_SHARE = 0.1  # of a polyphonic rhyme character's Tang uses, for a group to count as heard
+
 
 class VocabMasks:
     """Masks over the vocabulary (V,) and rhyme membership (G, V), for vectorised constraints.
@@ -48,11 +50,12 @@ class VocabMasks:
             for g in rhymes.groups(ch):
                 member[gindex[g], i] = True
         self.level, self.member = level, member
+        self.rhyme_level = _heard(level, self.char_id, gindex) if scheme == "pingshui" else level
         # Added at a 平仄 key slot: row 0 when 平 is wanted (sure-仄 characters out), 1 for 仄, 2 free.
         self.tone_bias = torch.zeros(3, V)
         self.tone_bias[0].masked_fill_(self.tone == 1, -math.inf)
         self.tone_bias[1].masked_fill_(self.tone == 0, -math.inf)
-        self.level_f, self.member_f = level.float(), member.float()
+        self.level_f, self.member_f, self.rhyme_level_f = level.float(), member.float(), self.rhyme_level.float()
         if int(self.cjk.sum()) < 8 or COMMA not in self.char_id or STOP not in self.char_id:
             raise PoetgenError(f"{ck.path} cannot write poems: its vocabulary lacks Chinese characters or ，。 "
                                "(is it a names model?)")
@@ -74,6 +77,23 @@ class VocabMasks:
 
 
 _VOCABS: dict[tuple[int, str], tuple[object, VocabMasks]] = {}
+
+
+def _heard(level: Tensor, char_id: dict[str, int], gindex: dict[str, int]) -> Tensor:
+    """``level`` where a character read 平 in several groups keeps only the groups a reader hears
+    it in: those where Tang poets rhymed it at least ``HEARD_SHARE`` of the time (平 stays in 庚,
+    not 先; 行 in 庚 and 阳). One never rhymed by them rhymes nowhere."""
+    heard = level.clone()
+    use = prosody.rhyme_use()
+    for ch, i in char_id.items():
+        if int(level[:, i].sum()) < 2:
+            continue
+        counts = use.get(ch, {})
+        heard[:, i] = False
+        for group, n in counts.items():
+            if n >= HEARD_SHARE * sum(counts.values()):
+                heard[gindex[group], i] = True
+    return heard
 
 
 def vocab_masks(ck: Checkpoint, scheme: str = "pingshui") -> VocabMasks:

@@ -31,6 +31,7 @@ LEVEL, OBLIQUE = "平", "仄"
 AMBIGUOUS, UNKNOWN = "?", ""
 
 PINGSHUI_TSV = PACKAGE / "tables" / "pingshui.tsv"
+RHYME_USE_TSV = PACKAGE / "tables" / "rhyme-use.tsv"
 
 # Neighbouring level groups of the 平水韵 (邻韵), which a first line may borrow (首句借邻韵): the
 # groups that later merged in the 词林正韵 and that rhyme dictionaries list as 通韵.
@@ -172,6 +173,20 @@ def _xinyun_rows() -> Iterable[tuple[str, str, str]]:
                 reading = xinyun_reading(syllable)
                 if reading:
                     yield ch, *reading
+
+
+@functools.cache
+def rhyme_use() -> dict[str, dict[str, int]]:
+    """For each character read 平 in two 平水韵 groups or more: how often Tang poets rhymed it in
+    each group (``rhyme-use.tsv``, built by ``tools/build_rhyme_use.py``); absent: never."""
+    use: dict[str, dict[str, int]] = {}
+    with RHYME_USE_TSV.open(encoding="utf-8") as lines:
+        for line in lines:
+            if line.startswith("#") or not line.strip():
+                continue
+            ch, group, count = line.rstrip("\n").split("\t")
+            use.setdefault(ch, {})[group] = int(count)
+    return use
 
 
 def table(scheme: str = "pingshui") -> RhymeTable:

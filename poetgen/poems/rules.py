@@ -81,7 +81,8 @@ class Rhyme(Rule):
     group too (see ``FirstLine``).
 
     If the user's own rhyme character is oblique (仄), the poem follows it: its groups in any tone.
-    Groups with too few members in the vocabulary to fill the poem are avoided.
+    Groups with too few members in the vocabulary to fill the poem are avoided. A character read
+    平 in two groups rhymes only in those a reader hears it in (``VocabMasks.rhyme_level``).
     """
 
     def __init__(self, vocab: VocabMasks, form: Form, given: list[str]) -> None:
@@ -90,7 +91,7 @@ class Rhyme(Rule):
         width = form.width
         fixed = [vocab.char_id[given[i][-1]] for i in form.rhyme if len(given[i]) == width]
         open_slots = sum(len(given[i]) < width for i in form.rhyme)
-        self.matrix = vocab.level
+        self.matrix = vocab.rhyme_level
         cand = torch.ones(len(vocab.groups), dtype=torch.bool, device=vocab.cjk.device)
         known = [t for t in fixed if vocab.member[:, t].any()]
         if known:
@@ -119,7 +120,7 @@ class Rhyme(Rule):
             column = self.matrix[:, ids].T
             if line == 0:  # line 1 narrows unless it ends on a sure 仄 character
                 written &= self.vocab.tone[ids] != 1
-                column = self.vocab.level[:, ids].T
+                column = self.vocab.rhyme_level[:, ids].T
             narrowed = cand & column
             keep = written & narrowed.any(-1)
             cand = torch.where(keep[:, None], narrowed, cand)
@@ -152,7 +153,7 @@ class FirstLine(Rule):
         if slot.line != 0 or not slot.last:
             return logits
         v = self.rhyme.vocab
-        rhymes = (self.rhyme.candidates(slot).float() @ v.level_f) > 0
+        rhymes = (self.rhyme.candidates(slot).float() @ v.rhyme_level_f) > 0
         return only(logits, (v.tone == 1) | rhymes)
 
 

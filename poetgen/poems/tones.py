@@ -62,15 +62,23 @@ class LevelTail(Rule):
     must not be. 孤平: in the 五言 span before the rhyme (the whole line of a 五言, the last five of
     a 七言) a single 平 between 仄s, which happens when the pattern is 平平仄仄平 and its first
     character is 仄: then the third is made 平 (拗救), as the poets did.
+
+    Line 1 may end on 平 or 仄 (首句入韵 or not), so its tail is settled at its last character:
+    after two sure 平 it does not end on a third.
     """
 
     def __init__(self, vocab: VocabMasks, form: Form, pattern: TonePattern | None) -> None:
         self.vocab, self.lines, self.pattern = vocab, set(form.rhyme), pattern
+        self.first_line = form.first_line and 0 not in self.lines
         self.ban_level = vocab.tone_bias[OBLIQUE]  # -inf where surely 平
         self.ban_oblique = vocab.tone_bias[LEVEL]  # -inf where surely 仄
 
     def __call__(self, slot: Slot, logits: Tensor) -> Tensor:
         w, pos = slot.width, slot.pos
+        if self.first_line and slot.line == 0 and slot.last and w >= 5:
+            line = sure_tones(self.vocab, slot.chars[:, 0])
+            bad = (line[:, w - 3] == LEVEL) & (line[:, w - 2] == LEVEL)
+            return torch.where(bad[:, None], logits + self.ban_level, logits)
         if slot.line not in self.lines or slot.mark or w < 5 or pos not in (w - 3, w - 2):
             return logits
         line = sure_tones(self.vocab, slot.chars[:, slot.line])
