@@ -164,14 +164,19 @@ def test_season_closes_the_seasons_that_clash_with_the_one_the_poem_names(vocab:
     spring = allowed(vocab, rule, slot(vocab, form, ["南地春风起", "西园"], 1, 2))
     assert not {"秋", "夏", "冬", "菊", "砧", "凉"} & spring
     assert {"莺", "杏", "花", "柳", "梅"} <= spring  # spring's own markers, and what no season owns
-    autumn = allowed(vocab, rule, slot(vocab, form, ["蝉鸣落叶", ""], 0, 4))  # 蝉: no side (0.16)
+    autumn = allowed(vocab, rule, slot(vocab, form, ["蝉鸣高树", ""], 0, 4))  # 蝉: no side (0.16)
     assert {"春", "秋", "菊", "莺"} <= autumn
     marker = allowed(vocab, rule, slot(vocab, form, ["黄菊", ""], 0, 2))  # 菊 stands with autumn
     assert "春" not in marker and "莺" not in marker and "秋" in marker and "冬" in marker
     nothing = allowed(vocab, rule, slot(vocab, form, ["青山", ""], 0, 2))
     assert {"春", "夏", "秋", "冬"} <= nothing
+    # words: 黄叶 stands with autumn, so 春 is out; and in an autumn poem 东 may stand, but not before 风
+    assert "春" not in allowed(vocab, rule, slot(vocab, form, ["黄叶满山", ""], 0, 4))
+    after_east = allowed(vocab, rule, slot(vocab, form, ["秋山东"], 0, 3))
+    assert "风" not in after_east and "流" in after_east
+    assert "风" in allowed(vocab, rule, slot(vocab, form, ["秋山西"], 0, 3))
     assert clashes("秋园独掩扉，莺啼晓漏微。") and clashes("春风起，花开承露菊。")
-    assert not clashes("春风起，莺啼晓漏微。")
+    assert not clashes("春风起，莺啼晓漏微。") and clashes("東風吹黃葉") and not clashes("東風吹落花")
 
 
 def test_tone_pattern_follows_the_base_the_first_sure_key_character_sets(vocab: VocabMasks) -> None:

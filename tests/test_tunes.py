@@ -112,6 +112,18 @@ def test_check_reports_a_broken_ci() -> None:
     assert not too_long.rules["form"] and too_long.ci["tune"] == "浣溪沙"
 
 
+def test_a_ci_shaped_as_a_lushi_is_told_by_its_marks() -> None:
+    # 玉楼春 has the 七律's eight lines of seven, but its first line rhymes and closes with 。
+    yulouchun = ("别后不知君远近。触目凄凉多少闷。渐行渐远渐无书，水阔鱼沉何处问。夜深风竹敲秋韵。万叶千声皆是恨。"
+                 "故欹单枕梦中寻，梦又不成灯又烬。")
+    found = check_poem(yulouchun)
+    assert found.form == "玉楼春" and found.rules["rhyme"]
+    lushi = ("风急天高猿啸哀，渚清沙白鸟飞回。无边落木萧萧下，不尽长江滚滚来。万里悲秋常作客，百年多病独登台。"
+             "艰难苦恨繁杯酒，潦倒新停浊酒杯。")
+    assert check_poem(lushi).form == "七律"
+    assert check_poem(lushi.replace("，", "。")).form == "七律"  # every line closed with 。 fits no tune: still a shi
+
+
 def test_check_keeps_shi_output_and_refuses_unknown_tunes() -> None:
     shi = check_poem("床前明月光，疑是地上霜。举头望明月，低头思故乡。").to_dict()
     assert shi["form"] == "五绝" and "ci" not in shi and shi["scheme"] == "pingshui"

@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 from poetgen.errors import PoetgenError
-from poetgen.poems.cicheck import check_ci, read_as
+from poetgen.poems.cicheck import check_ci, marked_as_shi, read_as
 from poetgen.poems.duizhang import PARALLEL, pair_table
 from poetgen.poems.forms import TABLE, Form
 from poetgen.poems.prosody import LEVEL, OBLIQUE, RhymeTable, table
@@ -201,15 +201,15 @@ def check_poem(text: str, scheme: str = "pingshui", tune: str | None = None) -> 
 
 
 def _ci(text: str, scheme: str, tune: str | None) -> PoemCheck | None:
-    """The check of ``text`` as a ci, when ``tune`` names one or (unless it is shaped as a regulated
-    form) its structure is a tune's; else None."""
+    """The check of ``text`` as a ci, when ``tune`` names one or (unless it is shaped and marked as a
+    regulated form) its structure is a tune's; else None."""
     if tune is not None and tune in TABLE:
         raise PoetgenError(f"{tune} is a shi form, which check finds from the text; --form names a tune (词牌)")
     if tune is not None and scheme != "pingshui":
         raise PoetgenError(f"a ci rhymes in the 词林正韵, which is read through the 平水韵: --scheme {scheme} applies "
                            "to shi only")
     parts = segments(text)
-    if scheme != "pingshui" or (tune is None and detect_form(split_lines(text)) in TABLE):
+    if scheme != "pingshui" or (tune is None and detect_form(split_lines(text)) in TABLE and marked_as_shi(parts)):
         return None
     form = read_as(parts, tune)
     if form is None:

@@ -101,6 +101,13 @@ def _lines(parts: list[tuple[str, str]]) -> tuple[list[str], str]:
     return [line for line, _ in parts if line], "".join(MARKS.get(mark, "?") for line, mark in parts if line)
 
 
+def marked_as_shi(parts: list[tuple[str, str]]) -> bool:
+    """Are the odd lines (1st, 3rd …) of ``parts`` left open with ，, as in a shi? 玉楼春 has the
+    shape of a 七律 but closes its first line with 。 (it rhymes there, on 仄)."""
+    _, marks = _lines(parts)
+    return all(mark != "。" for mark in marks[0::2])
+
+
 def check_ci(form: Form, parts: list[tuple[str, str]]) -> CiCheck:
     """Judge the text of ``parts`` as ``form``."""
     lines, marks = _lines(parts)
