@@ -6,13 +6,14 @@ Rules it uses, written down:
   and the 颈联 (lines 5–6); each position j gives the pair (line a[j], line b[j]), counted in both
   orders (facing is symmetric). Pairs of one character with itself are left out (a fault, not a
   pairing).
-* Score: positive pointwise mutual information, PPMI(x, y) = max(0, log P(x, y) / (P(x) P(y))),
-  over characters seen in at least ``--min-count`` pairs, with the context distribution smoothed
-  by the power 0.75 (as in word2vec-style PMI) so that rare partners do not dominate.
-* Smoothing across characters: the PPMI matrix is factored by a truncated SVD of rank ``--rank``;
-  a character's vector is U·√S, and score(x, y) = vector(x) · vector(y). Characters that face
-  the same partners (numbers, colours, directions, plants ...) get close vectors, so a pair never
-  seen still scores by its classes. Stored in fp16 with the characters in the metadata.
+* The pairs themselves: every pair seen, with its count, and each character's count over all
+  pairs; ``duizhang.py`` reads them as a smoothed pointwise mutual information (which pairs the
+  poets actually set facing each other: 风/月, 山/水, 白/青).
+* Classes: positive PMI over characters seen in at least ``--min-count`` pairs, the context
+  distribution smoothed by the power 0.75 (as in word2vec-style PMI), factored by a truncated SVD
+  of rank ``--rank``; a character's vector is U·√S. Characters that face the same partners
+  (numbers, colours, directions, plants ...) get close vectors, so a pair never seen still scores
+  by its classes. Stored in fp16, zero for characters below ``--min-count``.
 
 Run from the repository root: ``python tools/build_duizhang.py --data-dir ../shared/corpora``.
 """
@@ -46,26 +47,35 @@ def pairs(texts: list[str]) -> Counter[tuple[str, str]]:
     return counts
 
 
-def build(counts: Counter[tuple[str, str]], min_count: int, rank: int) -> tuple[list[str], torch.Tensor]:
+def build(counts: Counter[tuple[str, str]], min_count: int, rank: int) -> tuple[list[str], dict[str, torch.Tensor]]:
     single: Counter[str] = Counter()
     for (x, _), c in counts.items():
         single[x] += c
-    chars = sorted(ch for ch, c in single.items() if c >= min_count)
+    chars = sorted(single)
     index = {ch: i for i, ch in enumerate(chars)}
+    classed = [index[ch] for ch in chars if single[ch] >= min_count]
     n = len(chars)
     m = torch.zeros(n, n, dtype=torch.float64)
     for (x, y), c in counts.items():
-        if x in index and y in index:
-            m[index[x], index[y]] += c
-    total = m.sum()
-    row = m.sum(1) / total
-    ctx = m.sum(0) ** 0.75
+        m[index[x], index[y]] += c
+    sub = m[classed][:, classed]
+    total = sub.sum()
+    row = sub.sum(1) / total
+    ctx = sub.sum(0) ** 0.75
     ctx = ctx / ctx.sum()
-    pmi = torch.log((m / total).clamp(min=1e-300) / (row[:, None] * ctx[None, :]))
-    ppmi = torch.where(m > 0, pmi.clamp(min=0), torch.zeros_like(pmi)).float()
+    pmi = torch.log((sub / total).clamp(min=1e-300) / (row[:, None] * ctx[None, :]))
+    ppmi = torch.where(sub > 0, pmi.clamp(min=0), torch.zeros_like(pmi)).float()
     torch.manual_seed(0)
     u, s, _ = torch.svd_lowrank(ppmi, q=rank, niter=6)
-    return chars, u * s.sqrt()
+    vectors = torch.zeros(n, rank)
+    vectors[classed] = u * s.sqrt()
+    upper = [(index[x], index[y], c) for (x, y), c in counts.items() if index[x] < index[y]]
+    return chars, {
+        "vectors": vectors.half(),
+        "pairs": torch.tensor([(i, j) for i, j, _ in upper], dtype=torch.int16),
+        "pair_counts": torch.tensor([c for _, _, c in upper], dtype=torch.int16),
+        "char_counts": torch.tensor([single[ch] for ch in chars], dtype=torch.int32),
+    }
 
 
 def main() -> None:
@@ -76,11 +86,12 @@ def main() -> None:
     args = parser.parse_args()
     corpus = load_corpus("tang", args.data_dir, forms=["五律", "七律"])
     texts = [s.text for s in corpus.samples if s.split == "train"]
-    chars, vectors = build(pairs(texts), args.min_count, args.rank)
+    chars, tensors = build(pairs(texts), args.min_count, args.rank)
     meta = {"chars": "".join(chars), "source": f"chinese-poetry 全唐诗 {corpus.fingerprint}, training split",
             "poems": str(len(texts)), "rank": str(args.rank), "min_count": str(args.min_count)}
-    save_file({"vectors": vectors.half().contiguous()}, str(OUT), metadata={"duizhang": json.dumps(meta)})
-    print(f"{OUT}: {len(chars)} characters, rank {args.rank}, {OUT.stat().st_size / 1e6:.2f} MB")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(OUT), metadata={"duizhang": json.dumps(meta)})
+    print(f"{OUT}: {len(chars)} characters, {len(tensors['pairs'])} pairs, rank {args.rank}, "
+          f"{OUT.stat().st_size / 1e6:.2f} MB")
 
 
 if __name__ == "__main__":
