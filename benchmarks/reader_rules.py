@@ -13,6 +13,8 @@ the real poems face the same checker:
   neighbours (share of poems whose even lines rhyme in a 平 group);
 * repeats: extra repeated characters per poem (a reduplication such as 悠悠 not counted);
 * 三平尾 per line, 孤平 per level-ending line;
+* formula (printed last, over all forms): the share of poems holding the most common phrase of
+  four characters (不知何处 …), generated poems against as many test-split Tang poems;
 * seasons clash: share of poems with two clashing seasons (``poems.seasons.clashes``: 春 and 秋,
   莺 and 秋, 菊 and 春 …);
 * 律诗 middle couplets: share called parallel (``duizhang.PARALLEL``) and characters facing
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import random
 import time
+from collections import Counter
 
 from poetgen.checkpoint import load_for
 from poetgen.corpora import load_corpus
@@ -72,6 +75,13 @@ def rates(texts: list[str], form: str) -> dict[str, float]:
     return out
 
 
+def formula(texts: list[str]) -> str:
+    """The four-character phrase most poems of ``texts`` hold, and their share."""
+    held = Counter(p for t in texts for p in {line[i : i + 4] for line in split_lines(t) for i in range(len(line) - 3)})
+    phrase, n = held.most_common(1)[0]
+    return f"{phrase} {n / len(texts):.3f}"
+
+
 def parallel_quality(test: list[list[str]]) -> None:
     pairs = pair_table()
     rng = random.Random(0)
@@ -101,6 +111,7 @@ def main() -> None:
     test = {form: [s.text for s in corpus.samples if s.split == "test" and s.category == form] for form in TABLE}
     parallel_quality([split_lines(t) for texts in test.values() for t in texts])
     rng = random.Random(0)
+    everything: list[str] = []
     for form, real in test.items():
         chosen = rng.sample(real, min(args.samples, len(real)))
         start, written = time.perf_counter(), []
@@ -109,10 +120,14 @@ def main() -> None:
                 written.append(write_poems(ck, text[:2], form=form, sampling=Sampling(seed=i))[0].text)
             except PoetgenError:  # an opening the model never saw: skipped
                 continue
+        everything += written
         seconds = (time.perf_counter() - start) / max(len(written), 1)
         mine, theirs = rates(written, form), rates(real, form)
         shown = " · ".join(f"{k} {mine[k]:.3f} (Tang {theirs[k]:.3f})" for k in mine)
         print(f"{form} n={len(written)} ({len(real)} real), {seconds:.2f} s/poem: {shown}")
+    tang = random.Random(1).sample([t for texts in test.values() for t in texts], len(everything))
+    print("formula: " + " · ".join(f"{who} {formula(texts)}" for who, texts in (("generated", everything),
+                                                                             ("Tang", tang))))
 
 
 if __name__ == "__main__":

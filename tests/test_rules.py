@@ -20,6 +20,7 @@ from poetgen.poems.repeats import LineRepeats, Novelty, PoemRepeats
 from poetgen.poems.rules import MOOD_BONUS, FirstLine, Fixed, Mood, ObliqueEnds, Rhyme, Shape
 from poetgen.poems.seasons import Season, clashes
 from poetgen.poems.slot import OPEN, Slot
+from poetgen.poems.stock import StockPhrases, stock_phrases
 from poetgen.poems.tones import LevelTail, TonePattern
 from poetgen.poems.tune_rules import TuneRhyme, TuneTones
 from poetgen.sample import Rule, constrain
@@ -177,6 +178,22 @@ def test_season_closes_the_seasons_that_clash_with_the_one_the_poem_names(vocab:
     assert "风" in allowed(vocab, rule, slot(vocab, form, ["秋山西"], 0, 3))
     assert clashes("秋园独掩扉，莺啼晓漏微。") and clashes("春风起，花开承露菊。")
     assert not clashes("春风起，莺啼晓漏微。") and clashes("東風吹黃葉") and not clashes("東風吹落花")
+
+
+def test_stock_phrases_lower_the_last_character_after_the_rest_of_the_phrase(vocab: VocabMasks) -> None:
+    rule = StockPhrases(vocab, {"不知何处": 100.0, "相逢不": 20.0})
+    scores = rule(slot(vocab, SEVEN_LU, ["", "", "", "", "", "", "不知何"], 6, 3), torch.zeros(1, len(vocab.tokens)))[0]
+    assert scores[vocab.char_id["处"]] == pytest.approx(-math.log(100.0)) and scores[vocab.char_id["事"]] == 0
+    scores = rule(slot(vocab, SEVEN_LU, ["相逢"], 0, 2), torch.zeros(1, len(vocab.tokens)))[0]
+    assert scores[vocab.char_id["不"]] == pytest.approx(-math.log(20.0))
+    elsewhere = rule(slot(vocab, SEVEN_LU, ["何处不知"], 0, 4), torch.zeros(1, len(vocab.tokens)))
+    assert elsewhere.abs().sum() == 0  # only the phrase's own order, inside one line
+
+
+def test_the_shipped_models_carry_their_measured_stock_phrases(ck: Checkpoint) -> None:
+    phrases = stock_phrases(ck)
+    assert phrases and all(3 <= len(p) <= 4 and ratio >= 10 for p, ratio in phrases.items())
+    assert stock_phrases(load_for("ci", None))  # re-measure (tools/build_stock_phrases.py) when a model changes
 
 
 def test_tone_pattern_follows_the_base_the_first_sure_key_character_sets(vocab: VocabMasks) -> None:

@@ -3,10 +3,10 @@ and a search over candidate lines.
 
 The model proposes, the rules dispose: before every draw ``sample.constrain`` runs the poem's rules
 (``poem_rules``: the shape, the plan's fixed characters, the mood, novelty, rhyme, 首句, repetition,
-one season, the 平仄 pattern, 三平尾/孤平, 对仗; for a 词 tune its rhyme sets and fixed tones, ``tune_rules.py``)
-over the logits, each seeing the poem so far (``slot.Slot``). So every poem has exactly its
-form's lines and characters, its marks, its rhyme; nothing is
-rejection-sampled except whole lines copied from the training data (a bounded number of retries).
+one season, the model's stock phrases, the 平仄 pattern, 三平尾/孤平, 对仗; for a 词 tune its rhyme
+sets and fixed tones, ``tune_rules.py``) over the logits, each seeing the poem so far
+(``slot.Slot``). So every poem has exactly its form's lines and characters, its marks, its rhyme;
+nothing is rejection-sampled except whole lines copied from the training data (a bounded number of retries).
 
 Line search: with ``search`` = K > 1, each line is drawn K times (K candidate rows per poem) and
 the candidate kept is the one with the highest score:
@@ -39,6 +39,7 @@ from poetgen.poems.repeats import LineRepeats, Novelty, PoemRepeats
 from poetgen.poems.rules import FirstLine, Fixed, Mood, ObliqueEnds, Rhyme, Shape
 from poetgen.poems.seasons import Season
 from poetgen.poems.slot import OPEN, Slot
+from poetgen.poems.stock import StockPhrases, stock_phrases
 from poetgen.poems.tones import LevelTail, TonePattern
 from poetgen.poems.tune_rules import TuneRhyme, TuneTones
 from poetgen.sample import Rule, Sampling, Stepper, constrain, draw
@@ -49,7 +50,8 @@ PMI_WEIGHT = 0.5  # weight of the mutual-information term in the line search
 
 
 def poem_rules(ck: Checkpoint, vocab: VocabMasks, plan: Plan, form: Form, *, rhyme: bool = True, tones: bool = True,
-               allow_repeats: bool = False, allow_copies: bool = False, mood_ids: Sequence[int] = ()) -> list[Rule]:
+               allow_repeats: bool = False, allow_copies: bool = False, mood_ids: Sequence[int] = (),
+               stock: bool = True) -> list[Rule]:
     """The rules of one poem, most important first (a soft rule gives way to those before it)."""
     rules: list[Rule] = [Shape(vocab, plan.marks), Fixed(vocab, plan.given)]
     if mood_ids:
@@ -63,6 +65,9 @@ def poem_rules(ck: Checkpoint, vocab: VocabMasks, plan: Plan, form: Form, *, rhy
         rules += [rhymes, *([FirstLine(rhymes)] if form.first_line else []), ObliqueEnds(vocab, form)]
     if not allow_repeats:
         rules += [LineRepeats(), PoemRepeats(form.repeats), Season(vocab)]
+    phrases = stock_phrases(ck) if stock else {}
+    if phrases:
+        rules.append(StockPhrases(vocab, phrases))
     if rhyme and tones and form.tune:
         rules.append(TuneTones(vocab, form))
     elif rhyme and tones and form.tones:

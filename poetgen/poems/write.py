@@ -60,7 +60,7 @@ def write_poems(
     sampling: Sampling | None = None, rhyme: bool = True, rhyme_scheme: str = RHYME_SCHEME,
     allow_repeats: bool = False, allow_copies: bool = False, mood: str = "", script: str | None = None,
     tones: bool = True, candidates: int = POEM_CANDIDATES, theme: list[str] | None = None, style: str | None = None,
-    variant: int | None = None,
+    variant: int | None = None, stock: bool = True,
 ) -> list[Poem]:
     """Write ``n`` poems in one batch; each keeps the form exactly (see the module docstring).
 
@@ -79,6 +79,8 @@ def write_poems(
     the poem (see ``plan.plan_theme``); with a prefix, an acrostic and any form.
 
     ``style``: a poet of a styled model (``ck.styles``; either script) to write as; None: any.
+
+    ``stock=False`` lets the model's over-used phrases through (``stock.py``; for measuring them).
 
     ``form`` may name a 词 tune (``tunes.py``; the ci model knows them): the poem is then a ci of
     the tune's ``variant`` (1, the most common, when None), its rhyme in the 词林正韵.
@@ -113,7 +115,7 @@ def write_poems(
     seeds = [base + i for i in range(n)]
     mood_chars = [vocab.char_id[ch] for ch in mood_text if vocab.cjk[vocab.char_id[ch]]]  # what the bonus lifts
     rules = poem_rules(ck, vocab, plan, form_, rhyme=rhyme, tones=tones, allow_repeats=allow_repeats,
-                       allow_copies=allow_copies, mood_ids=mood_chars)
+                       allow_copies=allow_copies, mood_ids=mood_chars, stock=stock)
     all_lines: list[list[str]] = []
     copied: list[list[int]] = []
     nll: list[float] = []
