@@ -21,7 +21,7 @@ import json
 import random
 from collections import Counter
 
-from poetgen.checkpoint import load_for
+from poetgen.checkpoint import Checkpoint, load_for
 from poetgen.corpora import load_corpus
 from poetgen.errors import PoetgenError
 from poetgen.poems import stock, tunes
@@ -37,8 +37,7 @@ def phrases(text: str) -> set[str]:
     return {line[i : i + n] for line, _ in segments(text) for n in LENGTHS for i in range(len(line) - n + 1)}
 
 
-def written(kind: str, corpus_samples: list, per: int) -> list[str]:
-    ck = load_for(kind, None)
+def written(ck: Checkpoint, kind: str, corpus_samples: list, per: int) -> list[str]:
     groups = sorted(tunes.tunes()) if kind == "ci" else list(TABLE)
     rng = random.Random(0)
     out = []
@@ -62,7 +61,8 @@ def main() -> None:
     corpus = load_corpus("songci" if args.kind == "ci" else "tang", args.data_dir)
     groups = set(tunes.tunes()) if args.kind == "ci" else set(TABLE)
     train = [s.text for s in corpus.samples if s.split == "train" and s.category in groups]
-    mine = written(args.kind, corpus.samples, args.per_tune if args.kind == "ci" else args.per_form)
+    ck = load_for(args.kind, None)
+    mine = written(ck, args.kind, corpus.samples, args.per_tune if args.kind == "ci" else args.per_form)
     ours: Counter[str] = Counter(p for text in mine for p in phrases(text))
     theirs: Counter[str] = Counter(p for text in train for p in phrases(text) if p in ours)
     kept = {}
@@ -70,7 +70,6 @@ def main() -> None:
         ratio = (n / len(mine)) / ((theirs[phrase] + 0.5) / len(train))
         if n >= stock.MIN_POEMS and ratio >= stock.MIN_RATIO:
             kept[phrase] = {"poems": n, "training_poems": theirs[phrase], "ratio": round(ratio, 1)}
-    ck = load_for(args.kind, None)
     table = json.loads(stock.TABLE_PATH.read_text(encoding="utf-8")) if stock.TABLE_PATH.exists() else {}
     table = {key: entry for key, entry in table.items() if entry.get("checkpoint") != ck.path.name}
     table[stock.model_key(ck)] = {"checkpoint": ck.path.name, "poems": len(mine), "training_poems": len(train),

@@ -15,9 +15,8 @@ import argparse
 from collections import Counter, defaultdict
 
 from poetgen.corpora import load_corpus
+from poetgen.poems.seasons import SEASONS
 from poetgen.verse import is_cjk
-
-SEASONS = "春夏秋冬"
 
 
 def main() -> None:
